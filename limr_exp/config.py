@@ -1,0 +1,275 @@
+"""Structured-config schemas (registered in Hydra's ConfigStore) and start-up validation.
+
+The YAML files under `conf/` extend these dataclasses, so a misspelt key or a wrongly typed value
+fails at composition. `validate(cfg)` checks what types cannot (ranges, paths, stage names) before
+any work starts, and raises `ConfigError` with one line that names the key to fix.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from limr_exp.errors import ConfigError
+
+STAGES = ("select", "train", "eval")
+TRAJECTORY_FORMATS = ("auto", "step_dumps", "verl", "table")
+DATASET_FORMATS = ("auto", "json", "jsonl", "parquet", "arrow", "toy_arith")
+
+
+@dataclass
+class ToyArithConfig:
+    """Synthetic arithmetic problems (the toy world): levels 1..n_levels, from one-digit sums up."""
+
+    n_train: int = 256
+    n_test: int = 128
+    levels: List[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
+    seed: int = 0
+
+
+@dataclass
+class DatasetConfig:
+    name: str = MISSING
+    path: Optional[str] = None  # json (list) | jsonl | parquet | HF save_to_disk folder
+    format: str = "auto"
+    split: str = "train"  # split of an HF DatasetDict folder
+    id_key: Optional[str] = "id"  # rows without it get a stable id derived from the prompt text
+    prompt_key: str = "prompt"
+    answer_key: str = "answer"
+    toy: Optional[ToyArithConfig] = None
+
+
+@dataclass
+class TrajectoriesConfig:
+    """Reward history supplied instead of a probe run (DESIGN.md: trajectories)."""
+
+    path: Optional[str] = None
+    format: str = "auto"  # auto | step_dumps | verl | table
+    steps_per_epoch: int = 8  # step dumps / verl: consecutive step files forming one epoch
+    max_epochs: Optional[int] = None  # only the first max_epochs epochs count; null = all complete ones
+    prompt_regex: Optional[str] = None  # verl: regex whose group 1 is the problem inside a templated input
+
+
+@dataclass
+class SelectorConfig:
+    name: str = MISSING
+    size: Optional[int] = None  # random: subset size (default: as many as lim keeps at theta); variance/learnability: top-k
+    scores_path: Optional[str] = None  # precomputed: LIMR's [{prompt, score}] json, or csv/parquet (prompt_id, score)
+
+
+@dataclass
+class ToyModelConfig:
+    """Shape and pretraining of the tiny Qwen2 model built for the toy world."""
+
+    vocab_size: int = 512
+    hidden_size: int = 128
+    intermediate_size: int = 384
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    max_position_embeddings: int = 256
+    pretrain_steps: int = 300
+    pretrain_batch_size: int = 32
+    pretrain_lr: float = 3e-3
+    pretrain_levels: List[int] = field(default_factory=lambda: [1, 2])
+    pretrain_examples: int = 2000
+    seed: int = 0
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    path: Optional[str] = None  # HF model folder or hub id; null for the toy model (built locally)
+    prompt_template: str = "{prompt}"  # used when the tokenizer has no chat template or use_chat_template is false
+    use_chat_template: bool = True
+    system_prompt: Optional[str] = None
+    dtype: str = "auto"  # auto | float32 | bfloat16 | float16
+    toy: Optional[ToyModelConfig] = None
+
+
+@dataclass
+class PPOConfig:
+    """PPO hyper-parameters, named as OpenRLHF names them so one config drives both trainers."""
+
+    name: str = MISSING
+    num_episodes: int = 1
+    rollout_batch_size: int = 16
+    n_samples_per_prompt: int = 4
+    micro_rollout_batch_size: int = 64
+    train_batch_size: int = 64
+    micro_train_batch_size: int = 16
+    max_epochs: int = 1  # optimisation passes over one rollout batch
+    prompt_max_len: int = 1024
+    generate_max_len: int = 1024
+    temperature: float = 1.0
+    top_p: float = 1.0
+    actor_learning_rate: float = 1e-6
+    critic_learning_rate: float = 1e-5
+    init_kl_coef: float = 0.01
+    eps_clip: float = 0.2
+    value_clip: float = 0.2
+    gamma: float = 1.0
+    lambd: float = 0.95
+    advantage_estimator: str = "gae"  # gae | group_norm | reinforce_baseline
+    normalize_reward: bool = False
+    max_norm: float = 1.0
+    zero_stage: int = 2
+    bf16: bool = True
+
+
+@dataclass
+class BenchmarkConfig:
+    name: str = MISSING
+    path: Optional[str] = None  # file under the data root; null for the toy test split
+    prompt_key: str = "question"
+    answer_key: str = "answer"
+    n_samples: int = 1
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+
+
+@dataclass
+class EvalConfig:
+    name: str = MISSING
+    backend: str = "hf"  # hf | vllm
+    batch_size: int = 32
+    max_new_tokens: int = 512
+    benchmarks: List[BenchmarkConfig] = field(default_factory=list)
+    evaluate_base: bool = True  # also evaluate the base model (cached) into eval/base_metrics.json
+    tensor_parallel_size: Optional[int] = None  # vllm: default = visible GPUs
+
+
+@dataclass
+class TrainerConfig:
+    name: str = MISSING
+    device: str = "auto"  # auto | cpu | cuda
+    save_steps: int = 1  # checkpoint every N rollout steps (resume point)
+    dry_run: bool = False  # openrlhf: write the command and reward file, launch nothing
+    ray_address: Optional[str] = None  # openrlhf: submit with `ray job submit` instead of a local head
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RewardConfig:
+    """LIMR's rule-based reward (limr_exp.rewards): 1 correct, -0.5 wrong, -1 format error."""
+
+    correct: float = 1.0
+    wrong: float = -0.5
+    format_error: float = -1.0
+    timeout_s: float = 2.0  # hard budget per judgement, enforced from any thread
+    max_boxes: int = 5  # this many \boxed or more is a format error
+    check_garbled: bool = True
+    garbled_fraction: float = 0.3
+    check_repetition: bool = True
+    repetition_min_span: int = 5
+    repetition_min_repeats: int = 5
+    workers: int = 0  # processes for score_batch; 0 = one per core
+
+
+@dataclass
+class ProbeConfig:
+    """The probe RL run on the full set that records the reward history LIM reads."""
+
+    episodes: int = 4
+
+
+@dataclass
+class Config:
+    dataset: DatasetConfig = MISSING
+    selector: SelectorConfig = MISSING
+    model: ModelConfig = MISSING
+    ppo: PPOConfig = MISSING
+    eval: EvalConfig = MISSING
+    trainer: TrainerConfig = MISSING
+    logger: Dict[str, Any] = field(default_factory=dict)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    trajectories: TrajectoriesConfig = field(default_factory=TrajectoriesConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    theta: Any = 0.6  # LIM threshold; validated here so a bad value gets one clear line
+    seed: int = 42
+    stages: List[str] = field(default_factory=lambda: list(STAGES))
+    data_root: str = "data/limr"
+    cache_dir: str = "outputs/cache"
+    output_dir: Optional[str] = None  # run folder; the CLI sets it to Hydra's output dir
+    run_name: str = "run"
+
+
+def register_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="limr_schema", node=Config)
+
+
+register_configs()
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def resolve_path(path: str | os.PathLike, base: str | os.PathLike | None = None) -> Path:
+    """A user path: `~` expanded, relative paths taken from `base` (default: the working directory)."""
+    p = Path(os.path.expanduser(str(path)))
+    if not p.is_absolute() and base is not None:
+        p = Path(base) / p
+    return p
+
+
+def theta_value(cfg: DictConfig) -> float:
+    """θ as a float in [0, 1], or a ConfigError naming `theta`."""
+    raw = cfg.theta
+    try:
+        if isinstance(raw, bool):
+            raise TypeError
+        theta = float(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"theta={raw!r} is not a number: set theta to a value in [0, 1], e.g. theta=0.6") from None
+    _require(math.isfinite(theta) and 0.0 <= theta <= 1.0, f"theta={raw} is outside [0, 1]: set theta to a value in [0, 1], e.g. theta=0.6")
+    return theta
+
+
+def validate(cfg: DictConfig) -> None:
+    """Fail fast, before any work, on values the schema's types cannot rule out."""
+    theta_value(cfg)
+    for stage in cfg.stages:
+        _require(stage in STAGES, f"unknown stage {stage!r} in stages: use a list drawn from {list(STAGES)}, e.g. 'stages=[select]'")
+    _require(len(cfg.stages) > 0, "stages is empty: name at least one of select, train, eval")
+
+    t = cfg.trajectories
+    _require(t.format in TRAJECTORY_FORMATS, f"trajectories.format={t.format!r} is unknown: use one of {', '.join(TRAJECTORY_FORMATS)}")
+    _require(t.steps_per_epoch >= 1, f"trajectories.steps_per_epoch={t.steps_per_epoch} must be at least 1")
+    _require(t.max_epochs is None or t.max_epochs >= 1, f"trajectories.max_epochs={t.max_epochs} must be at least 1 (or null for all epochs)")
+    if t.path is not None:
+        _require(resolve_path(t.path).exists(), f"trajectories.path={t.path} does not exist: point it at a step-dump folder, a verl rollout folder or a trajectories .parquet file")
+
+    d = cfg.dataset
+    _require(d.format in DATASET_FORMATS, f"dataset.format={d.format!r} is unknown: use one of {', '.join(DATASET_FORMATS)}")
+    if d.format != "toy_arith":
+        _require(d.path is not None, f"dataset.path is not set for dataset={d.name}: set dataset.path=<json|jsonl|parquet|arrow folder>")
+
+    s = cfg.selector
+    _require(s.size is None or s.size >= 1, f"selector.size={s.size} must be a positive number of prompts (or null)")
+    if s.name == "precomputed":
+        _require(s.scores_path is not None, "selector=precomputed needs selector.scores_path=<scores .json|.csv|.parquet>")
+        _require(resolve_path(s.scores_path).exists(), f"selector.scores_path={s.scores_path} does not exist")
+
+    p = cfg.ppo
+    _require(p.n_samples_per_prompt >= 1, f"ppo.n_samples_per_prompt={p.n_samples_per_prompt} must be at least 1")
+    _require(p.rollout_batch_size >= 1, f"ppo.rollout_batch_size={p.rollout_batch_size} must be at least 1")
+    _require(p.num_episodes >= 1, f"ppo.num_episodes={p.num_episodes} must be at least 1")
+    _require(p.advantage_estimator in ("gae", "group_norm", "reinforce_baseline"),
+             f"ppo.advantage_estimator={p.advantage_estimator!r} is unknown: use gae, group_norm or reinforce_baseline")
+    _require(cfg.probe.episodes >= 1, f"probe.episodes={cfg.probe.episodes} must be at least 1")
+    _require(cfg.reward.timeout_s > 0, f"reward.timeout_s={cfg.reward.timeout_s} must be positive")
+    _require(cfg.eval.backend in ("hf", "vllm"), f"eval.backend={cfg.eval.backend!r} is unknown: use hf or vllm")
+    _require(cfg.trainer.device in ("auto", "cpu", "cuda"), f"trainer.device={cfg.trainer.device!r} is unknown: use auto, cpu or cuda")
+
+
+def to_container(cfg: DictConfig) -> dict:
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]

@@ -1,0 +1,114 @@
+"""run(cfg): the LIMR pipeline, stage by stage (DESIGN.md "What the product does").
+
+    dataset -> [probe RL run, recording every sample's reward] -> trajectories
+    trajectories -> selector -> subset
+    subset -> RL training -> checkpoint (+ its own trajectories)
+    checkpoint -> evaluation suite -> metrics
+
+Tests call `run(cfg)` with a composed config; the CLI calls `cli_run`, which turns a user error
+into one line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+
+from limr_exp.config import theta_value, validate
+from limr_exp.data import ProblemSet, load_problems
+from limr_exp.errors import ConfigError, LimrError
+from limr_exp.io import atomic_path, write_jsonl
+from limr_exp.tracking import Tracker
+
+log = logging.getLogger("limr_exp")
+
+
+def run_dir_of(cfg: DictConfig) -> Path:
+    if cfg.output_dir is None:
+        raise ConfigError("output_dir is not set: pass output_dir=<folder> (the CLI sets it to Hydra's run folder)")
+    return Path(cfg.output_dir)
+
+
+def reward_history(cfg: DictConfig, problems: ProblemSet):
+    """The trajectories table LIM reads: an imported history (`trajectories.path`) or a probe run."""
+    from limr_exp.trajectories import load_history
+
+    if cfg.trajectories.path is not None:
+        canonical = {text: ids[0] for text, ids in problems.text_to_ids().items()}
+        return load_history(cfg.trajectories, canonical)
+    from limr_exp.training.probe import probe_history
+
+    return probe_history(cfg, problems)
+
+
+def select_stage(cfg: DictConfig, problems: ProblemSet, out: Path, tracker: Tracker) -> ProblemSet:
+    """Score every prompt, keep those the selector picks; write selection/ and plots/."""
+    from limr_exp.selection import SELECTORS, SelectionContext
+
+    theta = theta_value(cfg)
+    selector = SELECTORS.get(cfg.selector.name)(cfg.selector)
+    history = reward_history(cfg, problems) if selector.needs_history() else None
+    ctx = SelectionContext(problems, theta, cfg.seed, cfg.selector, history)
+    result = selector.select(ctx)
+
+    sel_dir = out / "selection"
+    (sel_dir / "selected.jsonl").unlink(missing_ok=True)  # never leave a stale subset next to new scores
+    write_scores(sel_dir / "scores.parquet", result)
+    write_jsonl(sel_dir / "selected.jsonl", (row for row, keep in zip(problems.rows, result.selected) if keep))
+    n, n_sel = len(problems), result.n_selected
+    log.info("selection: %s theta=%g: scored %d of %d prompts, selected %d (%.1f%%)",
+             cfg.selector.name, theta, result.n_scored, n, n_sel, 100.0 * n_sel / max(n, 1))
+    tracker.log({"selection/n_prompts": n, "selection/n_scored": result.n_scored, "selection/n_selected": n_sel,
+                 "selection/share": n_sel / max(n, 1)})
+
+    from limr_exp import plots
+
+    if history is not None and result.curve_scores is not None:
+        plots.lim_trajectories(ctx.curves, result.curve_scores, theta, out / "plots" / "lim_trajectories.png", seed=cfg.seed)
+    if result.n_scored:
+        plots.score_histogram(result.scores, theta, cfg.selector.name, out / "plots" / "score_histogram.png")
+    return problems.subset(np.asarray(result.ids)[result.selected].tolist())
+
+
+def write_scores(path: Path, result) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    scores = pa.array(result.scores, mask=np.isnan(result.scores))
+    table = pa.table({"prompt_id": pa.array(result.ids, pa.string()), "score": scores, "selected": pa.array(result.selected)})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def run(cfg: DictConfig) -> dict:
+    """Run the configured stages; returns a summary (subset size, timings, metrics)."""
+    validate(cfg)
+    out = run_dir_of(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    summary: dict = {"timings": {}}
+    with Tracker(cfg.logger, out) as tracker:
+        t0 = time.perf_counter()
+        problems = load_problems(cfg.dataset)
+        if "select" in cfg.stages:
+            subset = select_stage(cfg, problems, out, tracker)
+            summary["n_selected"] = len(subset)
+            summary["timings"]["select"] = time.perf_counter() - t0
+    return summary
+
+
+def cli_run(cfg: DictConfig) -> None:
+    """Entry point for `python -m limr_exp`: the run folder from Hydra, user errors as one line."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        if cfg.output_dir is None:
+            cfg.output_dir = HydraConfig.get().runtime.output_dir
+        run(cfg)
+    except LimrError as e:
+        print(f"limr-exp: error: {e}", file=sys.stderr)
+        sys.exit(2)
