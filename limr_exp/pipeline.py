@@ -50,28 +50,41 @@ def select_stage(cfg: DictConfig, problems: ProblemSet, out: Path, tracker: Trac
     """Score every prompt, keep those the selector picks; write selection/ and plots/."""
     from limr_exp.selection import SELECTORS, SelectionContext
 
+    from limr_exp import plots
+
     theta = theta_value(cfg)
     selector = SELECTORS.get(cfg.selector.name)(cfg.selector)
-    history = reward_history(cfg, problems) if selector.needs_history() else None
-    ctx = SelectionContext(problems, theta, cfg.seed, cfg.selector, history)
-    result = selector.select(ctx)
+    plotter = plots.BackgroundPlotter().start()  # imports matplotlib while the history loads
+    try:
+        history = reward_history(cfg, problems) if selector.needs_history() else None
+        ctx = SelectionContext(problems, theta, cfg.seed, cfg.selector, history)
+        result = selector.select(ctx)
+    except BaseException:
+        plotter.cancel()
+        raise
 
-    sel_dir = out / "selection"
-    (sel_dir / "selected.jsonl").unlink(missing_ok=True)  # never leave a stale subset next to new scores
-    write_scores(sel_dir / "scores.parquet", result)
-    write_jsonl(sel_dir / "selected.jsonl", (row for row, keep in zip(problems.rows, result.selected) if keep))
+    if history is not None and result.curve_scores is not None:
+        c = ctx.curves
+        plotter.render(plots.lim_trajectories, c.acc, c.scored, c.mean, result.curve_scores, theta,
+                       out / "plots" / "lim_trajectories.png", seed=cfg.seed)
+    if result.n_scored:
+        plotter.render(plots.score_histogram, result.scores, theta, cfg.selector.name, out / "plots" / "score_histogram.png")
+    plotter_done = False
+    try:
+        sel_dir = out / "selection"
+        (sel_dir / "selected.jsonl").unlink(missing_ok=True)  # never leave a stale subset next to new scores
+        write_scores(sel_dir / "scores.parquet", result)
+        write_jsonl(sel_dir / "selected.jsonl", (row for row, keep in zip(problems.rows, result.selected) if keep))
+        plotter.finish()
+        plotter_done = True
+    finally:
+        if not plotter_done:
+            plotter.cancel()
     n, n_sel = len(problems), result.n_selected
     log.info("selection: %s theta=%g: scored %d of %d prompts, selected %d (%.1f%%)",
              cfg.selector.name, theta, result.n_scored, n, n_sel, 100.0 * n_sel / max(n, 1))
     tracker.log({"selection/n_prompts": n, "selection/n_scored": result.n_scored, "selection/n_selected": n_sel,
                  "selection/share": n_sel / max(n, 1)})
-
-    from limr_exp import plots
-
-    if history is not None and result.curve_scores is not None:
-        plots.lim_trajectories(ctx.curves, result.curve_scores, theta, out / "plots" / "lim_trajectories.png", seed=cfg.seed)
-    if result.n_scored:
-        plots.score_histogram(result.scores, theta, cfg.selector.name, out / "plots" / "score_histogram.png")
     return problems.subset(np.asarray(result.ids)[result.selected].tolist())
 
 
@@ -79,8 +92,10 @@ def write_scores(path: Path, result) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    scores = pa.array(result.scores, mask=np.isnan(result.scores))
-    table = pa.table({"prompt_id": pa.array(result.ids, pa.string()), "score": scores, "selected": pa.array(result.selected)})
+    from limr_exp.arrow import bool_array, float_array_nan_as_null, string_array
+
+    table = pa.Table.from_arrays([string_array(result.ids), float_array_nan_as_null(result.scores), bool_array(result.selected)],
+                                 names=["prompt_id", "score", "selected"])
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
 

@@ -20,6 +20,7 @@ import os
 import re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -53,48 +54,86 @@ def unmatched_id(text: str) -> str:
     return "unmatched-" + hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
 
 
-def make_table(prompt_ids: Sequence[str], codes: np.ndarray, epoch: np.ndarray, step: np.ndarray,
-               reward: np.ndarray, correct: np.ndarray | None = None) -> pa.Table:
-    """Build the contract table; `codes` index into `prompt_ids` (dictionary encoding)."""
-    reward = np.asarray(reward, dtype=np.float64)
-    correct = reward == 1.0 if correct is None else np.asarray(correct, dtype=bool)
-    pid = pa.DictionaryArray.from_arrays(pa.array(np.asarray(codes, dtype=np.int32)), pa.array(list(prompt_ids), pa.string()))
-    return pa.table([pid, pa.array(np.asarray(epoch, np.int32)), pa.array(np.asarray(step, np.int32)),
-                     pa.array(reward), pa.array(correct)], schema=SCHEMA)
+@dataclass
+class History:
+    """The trajectories table in memory: numpy columns, `prompt_id` dictionary-encoded
+    (`codes` index into `prompt_ids`)."""
+
+    prompt_ids: list[str]
+    codes: np.ndarray
+    epoch: np.ndarray
+    step: np.ndarray
+    reward: np.ndarray
+    correct: np.ndarray
+
+    @classmethod
+    def build(cls, prompt_ids: Sequence[str], codes, epoch, step, reward, correct=None) -> "History":
+        reward = np.asarray(reward, dtype=np.float64)
+        correct = reward == 1.0 if correct is None else np.asarray(correct, dtype=bool)
+        return cls(list(prompt_ids), np.asarray(codes, np.int32), np.asarray(epoch, np.int32),
+                   np.asarray(step, np.int32), reward, correct)
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.reward)
+
+    def to_arrow(self) -> pa.Table:
+        from limr_exp.arrow import bool_array, dictionary_array, numeric_array
+
+        return pa.Table.from_arrays(
+            [dictionary_array(self.codes, self.prompt_ids), numeric_array(self.epoch), numeric_array(self.step),
+             numeric_array(self.reward), bool_array(self.correct)], schema=SCHEMA)
+
+    @classmethod
+    def from_arrow(cls, table: pa.Table) -> "History":
+        pid = table["prompt_id"].combine_chunks()
+        if not pa.types.is_dictionary(pid.type):
+            pid = pc.dictionary_encode(pid)
+        col = lambda name: table[name].combine_chunks().to_numpy(zero_copy_only=False)  # noqa: E731
+        return cls.build(pid.dictionary.to_pylist(), pid.indices.to_numpy(zero_copy_only=False), col("epoch"),
+                         col("step"), col("reward"), col("correct"))
+
+    def concat(self, other: "History") -> "History":
+        """Rows of both; `other`'s ids are re-coded into this dictionary."""
+        ids = list(self.prompt_ids)
+        index = {p: i for i, p in enumerate(ids)}
+        for p in other.prompt_ids:
+            if p not in index:
+                index[p] = len(ids)
+                ids.append(p)
+        remap = np.array([index[p] for p in other.prompt_ids], dtype=np.int32)
+        other_codes = remap[other.codes] if len(other.codes) else other.codes
+        return History.build(ids, np.concatenate([self.codes, other_codes]), np.concatenate([self.epoch, other.epoch]),
+                             np.concatenate([self.step, other.step]), np.concatenate([self.reward, other.reward]),
+                             np.concatenate([self.correct, other.correct]))
 
 
-def write_table(table: pa.Table, path: str | os.PathLike) -> None:
+def write_table(history: History, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+        pq.write_table(history.to_arrow(), tmp)
 
 
-def read_table(path: str | os.PathLike, max_epochs: int | None = None) -> pa.Table:
+def read_table(path: str | os.PathLike, max_epochs: int | None = None) -> History:
     """A trajectories Parquet table (or a folder of them), checked against the contract."""
     path = Path(path)
     try:
         table = pq.read_table(path)
     except Exception as e:
         raise DataError(f"trajectories.path={path} is not a readable Parquet table ({type(e).__name__}: {e})") from None
-    missing = [c for c in COLUMNS if c not in table.column_names]
-    if "correct" in missing and "reward" in table.column_names:
+    if "correct" not in table.column_names and "reward" in table.column_names:
         table = table.append_column("correct", pc.equal(table["reward"], 1.0))
-        missing.remove("correct")
+    missing = [c for c in COLUMNS if c not in table.column_names]
     if missing:
         raise DataError(f"trajectories.path={path} lacks columns {missing}: a trajectories table has {', '.join(COLUMNS)}")
-    table = table.select(list(COLUMNS))
     try:
-        table = table.cast(pa.schema([
-            ("prompt_id", table.schema.field("prompt_id").type if pa.types.is_dictionary(table.schema.field("prompt_id").type) else pa.string()),
-            ("epoch", pa.int32()), ("step", pa.int32()), ("reward", pa.float64()), ("correct", pa.bool_())]))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+        history = History.from_arrow(table)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError, TypeError) as e:
         raise DataError(f"trajectories.path={path} has a column of the wrong type ({e})") from None
-    if not pa.types.is_dictionary(table.schema.field("prompt_id").type):
-        table = table.set_column(0, "prompt_id", pc.dictionary_encode(table["prompt_id"]))
-    table = table.unify_dictionaries().combine_chunks()
-    if max_epochs is not None and table.num_rows:
-        first = pc.min(table["epoch"]).as_py()
-        table = table.filter(pc.less(table["epoch"], first + max_epochs))
-    return table
+    if max_epochs is not None and history.num_rows:
+        keep = history.epoch < history.epoch.min() + max_epochs
+        history = History.build(history.prompt_ids, history.codes[keep], history.epoch[keep], history.step[keep],
+                                history.reward[keep], history.correct[keep])
+    return history
 
 
 # ---------------------------------------------------------------- step dumps and verl folders
@@ -108,23 +147,28 @@ def _parse_step_dump(path: str) -> tuple[list[str], np.ndarray, np.ndarray]:
     if not isinstance(records, list):
         raise DataError(f"trajectories: {path} must hold a JSON list of samples, found {type(records).__name__}")
     try:
-        prompts = [r["prompt"] for r in records]
-        rewards = np.array([r["reward"] for r in records], dtype=np.float64)
+        prompts = list(map(itemgetter("prompt"), records))
+        rewards = np.fromiter(map(itemgetter("reward"), records), dtype=np.float64, count=len(records))
     except (KeyError, TypeError):
         raise DataError(f"trajectories: {path} has a sample without 'prompt' or 'reward': step dumps are lists of "
                         "{prompt, response, reward}; for verl dumps set trajectories.format=verl") from None
     except ValueError:
         raise DataError(f"trajectories: {path} has a non-numeric 'reward'") from None
-    local: dict[str, int] = {}
-    codes = np.fromiter((local.setdefault(p, len(local)) for p in prompts), dtype=np.int32, count=len(prompts))
-    return list(local), codes, rewards
+    return _encode(prompts, rewards)
+
+
+def _encode(texts: list[str], rewards) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(distinct texts in first-seen order, per-sample index into them, rewards), at C speed."""
+    distinct = list(dict.fromkeys(texts))
+    index = {t: i for i, t in enumerate(distinct)}
+    codes = np.fromiter(map(index.__getitem__, texts), dtype=np.int32, count=len(texts))
+    return distinct, codes, np.asarray(rewards, dtype=np.float64)
 
 
 def _parse_verl_dump(path: str, prompt_regex: str | None) -> tuple[list[str], np.ndarray, np.ndarray]:
     """One verl `{step}.jsonl`: each line has `input` (templated prompt), `output`, `score`."""
     pattern = re.compile(prompt_regex, re.S) if prompt_regex else None
-    local: dict[str, int] = {}
-    codes, rewards = [], []
+    texts, rewards = [], []
     with open(path, "rb") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -140,9 +184,9 @@ def _parse_verl_dump(path: str, prompt_regex: str | None) -> tuple[list[str], np
             if pattern is not None:
                 m = pattern.search(text)
                 text = m.group(1) if m else text
-            codes.append(local.setdefault(text, len(local)))
+            texts.append(text)
             rewards.append(score)
-    return list(local), np.asarray(codes, dtype=np.int32), np.asarray(rewards, dtype=np.float64)
+    return _encode(texts, rewards)
 
 
 def _numbered_files(folder: Path, pattern: re.Pattern) -> list[tuple[int, Path]]:
@@ -206,7 +250,7 @@ def _map_parallel(fn: Callable, items: list, workers: int) -> Iterable:
 
 def import_numbered_dumps(folder: str | os.PathLike, kind: str, steps_per_epoch: int, max_epochs: int | None,
                           text_to_id: dict[str, str], prompt_regex: str | None = None,
-                          workers: int | None = None) -> pa.Table:
+                          workers: int | None = None) -> History:
     """Step dumps (`kind='step_dumps'`) or verl rollout dumps (`kind='verl'`) -> trajectories table.
 
     Epoch k is the k-th consecutive group of `steps_per_epoch` files in step order; a trailing
@@ -249,7 +293,7 @@ def import_numbered_dumps(folder: str | os.PathLike, kind: str, steps_per_epoch:
     if matcher.unmatched:
         log.warning("trajectories: %d prompt texts of the history are not in the dataset; they count towards the mean "
                     "accuracy curve but cannot be selected", len(matcher.unmatched))
-    return make_table(matcher.ids, np.concatenate(codes), np.concatenate(epochs), np.concatenate(steps), np.concatenate(rewards))
+    return History.build(matcher.ids, np.concatenate(codes), np.concatenate(epochs), np.concatenate(steps), np.concatenate(rewards))
 
 
 def detect_format(path: Path) -> str:
@@ -267,7 +311,7 @@ def detect_format(path: Path) -> str:
                     ".parquet table: point it at one, or set trajectories.format")
 
 
-def load_history(traj_cfg, text_to_id: dict[str, str], workers: int | None = None) -> pa.Table:
+def load_history(traj_cfg, text_to_id: dict[str, str], workers: int | None = None) -> History:
     """The reward history named by the `trajectories` config block."""
     path = Path(os.path.expanduser(str(traj_cfg.path)))
     if not path.exists():
@@ -299,18 +343,14 @@ class AccuracyCurves:
     mean: np.ndarray
 
     @classmethod
-    def from_table(cls, table: pa.Table) -> "AccuracyCurves":
-        pid = table["prompt_id"].combine_chunks() if isinstance(table["prompt_id"], pa.ChunkedArray) else table["prompt_id"]
-        if not pa.types.is_dictionary(pid.type):
-            pid = pc.dictionary_encode(pid)
-        ids = pid.dictionary.to_pylist()
-        codes = pid.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-        epoch = table["epoch"].to_numpy().astype(np.int64)
-        correct = table["correct"].to_numpy(zero_copy_only=False).astype(np.float64)
+    def from_history(cls, history: History) -> "AccuracyCurves":
+        ids = history.prompt_ids
+        codes = history.codes.astype(np.int64)
+        epoch = history.epoch.astype(np.int64)
         first, last = int(epoch.min()), int(epoch.max())
         k = last - first + 1
         key = codes * k + (epoch - first)
-        n_correct = np.bincount(key, weights=correct, minlength=len(ids) * k).reshape(len(ids), k)
+        n_correct = np.bincount(key, weights=history.correct, minlength=len(ids) * k).reshape(len(ids), k)
         n_total = np.bincount(key, minlength=len(ids) * k).reshape(len(ids), k)
         with np.errstate(invalid="ignore", divide="ignore"):
             acc0 = np.where(n_total > 0, n_correct / np.maximum(n_total, 1), np.nan)

@@ -19,7 +19,7 @@ class SelectionContext:
     theta: float
     seed: int
     selector_cfg: Any
-    history: Any = None  # pyarrow trajectories table, when the selector needs one
+    history: Any = None  # trajectories.History, when the selector needs one
     _curves: AccuracyCurves | None = field(default=None, repr=False)
 
     @property
@@ -27,7 +27,7 @@ class SelectionContext:
         if self._curves is None:
             if self.history is None:
                 raise RuntimeError("this selector needs a reward history")
-            self._curves = AccuracyCurves.from_table(self.history)
+            self._curves = AccuracyCurves.from_history(self.history)
         return self._curves
 
 

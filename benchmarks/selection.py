@@ -1,0 +1,103 @@
+"""Benchmark: `stages=[select]` on LIMR-scale step dumps, interpreter start included.
+
+Builds synthetic step dumps (8,523 prompts x 21 epochs x 8 samples = 168 files of step_{n}.json,
+~180 MB; `--scale 10` for 10x the prompts) once under outputs/bench/, then runs the CLI as a user
+would and prints wall time and peak RSS (the whole process tree, sampled every 5 ms).
+
+    python benchmarks/selection.py [--scale 1] [--repeats 3]
+
+Targets (issue): <= 1.5 s and <= 220 MB at scale 1; <= 2 GiB at scale 10.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+N_PROMPTS, EPOCHS, STEPS_PER_EPOCH, SAMPLES = 8523, 21, 8, 8
+
+
+def build(folder: Path, scale: int, seed: int = 0) -> tuple[Path, Path]:
+    """Synthetic dumps in the LIMR/OpenRLHF format: each step file is a list of {prompt, response, reward}."""
+    dumps, dataset = folder / "dumps", folder / "dataset.json"
+    if (folder / "done").exists():
+        return dumps, dataset
+    dumps.mkdir(parents=True, exist_ok=True)
+    n = N_PROMPTS * scale
+    rng = np.random.default_rng(seed)
+    prompts = [f"Problem {i:06d}: find the value of x in the equation number {i}." for i in range(n)]
+    dataset.write_text(json.dumps([{"id": f"id-{i}", "prompt": p, "answer": str(i % 97)} for i, p in enumerate(prompts)]))
+    start = rng.uniform(0, 1, n)  # per-prompt learning curves: start level and speed
+    speed = rng.uniform(-0.02, 0.08, n)
+    rewards = np.array([1.0, -0.5, -1.0])
+    step = 0
+    for epoch in range(EPOCHS):
+        p = np.clip(start + speed * epoch, 0, 1)
+        order = rng.permutation(n)
+        for chunk in np.array_split(order, STEPS_PER_EPOCH):
+            step += 1
+            recs = []
+            for i in chunk:
+                ok = rng.random(SAMPLES) < p[i]
+                for s in range(SAMPLES):
+                    r = 1.0 if ok[s] else float(rewards[1 + (s % 2)])
+                    recs.append({"prompt": prompts[i], "response": f"... so x = {i % 97}. \\boxed{{{i % 97 if ok[s] else 0}}}", "reward": r})
+            (dumps / f"step_{step}.json").write_text(json.dumps(recs))
+    (folder / "done").touch()
+    return dumps, dataset
+
+
+def run_once(dumps: Path, dataset: Path, out: Path) -> tuple[float, float]:
+    import psutil
+
+    cmd = [sys.executable, "-m", "limr_exp", "stages=[select]", "selector=lim", "theta=0.6", "dataset=file",
+           f"dataset.path={dataset}", f"trajectories.path={dumps}", "trajectories.steps_per_epoch=8",
+           "trajectories.max_epochs=21", "logger=[]", f"hydra.run.dir={out}"]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    ps, peak = psutil.Process(proc.pid), 0
+    while proc.poll() is None:
+        try:
+            procs = [ps] + ps.children(recursive=True)
+            peak = max(peak, sum(p.memory_info().rss for p in procs))
+        except psutil.Error:
+            pass
+        time.sleep(0.005)
+    wall = time.perf_counter() - t0
+    output = proc.stdout.read().decode()
+    if proc.returncode != 0:
+        sys.exit(f"selection failed:\n{output}")
+    return wall, peak / 2**20, output.strip().splitlines()[-1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scale", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    folder = ROOT / "outputs" / "bench" / f"step_dumps_x{args.scale}"
+    t = time.perf_counter()
+    dumps, dataset = build(folder, args.scale)
+    size = sum(f.stat().st_size for f in dumps.iterdir()) / 1e6
+    print(f"dumps: {len(list(dumps.iterdir()))} files, {size:.0f} MB ({time.perf_counter() - t:.1f} s to build or find)")
+    results = []
+    for _ in range(args.repeats):
+        with tempfile.TemporaryDirectory() as out:
+            results.append(run_once(dumps, dataset, Path(out)))
+    walls, rss = [r[0] for r in results], [r[1] for r in results]
+    print(results[-1][2])
+    print(f"stages=[select] x{args.scale}: wall {min(walls):.2f} s best, {np.median(walls):.2f} s median; "
+          f"peak RSS {max(rss):.0f} MB (process tree)")
+
+
+if __name__ == "__main__":
+    main()
