@@ -1,0 +1,56 @@
+"""Shared fixtures: the real conf/ composed with hydra's compose API, step-dump builders, data paths."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+import limr_exp.config  # noqa: F401  (registers the schema)
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+SHARED_DATA = Path(os.environ.get("LIMR_DATA_DIR", ROOT.parent / "shared" / "data" / "limr"))
+
+
+def compose_cfg(overrides=(), output_dir=None):
+    """The real config tree composed with `overrides`, as the CLI would see it."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=list(overrides))
+    if output_dir is not None:
+        cfg.output_dir = str(output_dir)
+    return cfg
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not (SHARED_DATA / "math_full_8523.json").exists():
+        pytest.skip(f"real LIMR data not found at {SHARED_DATA} (set LIMR_DATA_DIR)")
+    return SHARED_DATA
+
+
+def write_step_dumps(folder: Path, epochs: list[dict[str, list[float]]], steps_per_epoch: int = 2) -> Path:
+    """Write LIMR-style step dumps: epochs[k] maps prompt text -> rewards of its samples in epoch k+1.
+    Each epoch's samples are spread over `steps_per_epoch` files step_{n}.json (n from 1)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    step = 0
+    for epoch in epochs:
+        samples = [{"prompt": p, "response": "r", "reward": r} for p, rs in epoch.items() for r in rs]
+        for j in range(steps_per_epoch):
+            step += 1
+            (folder / f"step_{step}.json").write_text(json.dumps(samples[j::steps_per_epoch]))
+    return folder
+
+
+def write_dataset(path: Path, prompts: list[str], ids: list[str] | None = None) -> Path:
+    rows = [{"id": ids[i] if ids else f"q{i}", "prompt": p, "answer": str(i), "extra": i} for i, p in enumerate(prompts)]
+    path.write_text(json.dumps(rows))
+    return path
+
+
+def to_yaml(cfg) -> str:
+    return OmegaConf.to_yaml(cfg)

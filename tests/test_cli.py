@@ -1,0 +1,86 @@
+"""The CLI as a user runs it: `python -m limr_exp ...` in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, write_dataset, write_step_dumps
+
+
+def cli(*args, cwd=ROOT):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "limr_exp", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.fixture
+def select_inputs(tmp_path):
+    epochs = [{f"Problem {i}": [1.0] * min(8, k + i % 5) + [-0.5] * (8 - min(8, k + i % 5)) for i in range(20)} for k in range(5)]
+    dumps = write_step_dumps(tmp_path / "dumps", epochs, steps_per_epoch=8)
+    data = write_dataset(tmp_path / "d.json", [f"Problem {i}" for i in range(20)])
+    return dumps, data
+
+
+def test_select_stage_end_to_end(tmp_path, select_inputs):
+    dumps, data = select_inputs
+    out = tmp_path / "OUT"
+    r = cli("stages=[select]", "selector=lim", "theta=0.6", "dataset=file", f"dataset.path={data}",
+            f"trajectories.path={dumps}", "trajectories.steps_per_epoch=8", "trajectories.max_epochs=21",
+            "logger=[]", f"hydra.run.dir={out}")
+    assert r.returncode == 0, r.stderr
+    summary = [line for line in (r.stdout + r.stderr).splitlines() if "selection: lim" in line]
+    assert summary and "scored 20 of 20 prompts, selected" in summary[0]
+    import pandas as pd
+
+    scores = pd.read_parquet(out / "selection" / "scores.parquet")
+    assert list(scores.columns) == ["prompt_id", "score", "selected"] and len(scores) == 20
+    rows = [json.loads(x) for x in open(out / "selection" / "selected.jsonl")]
+    assert {r["id"] for r in rows} == set(scores.prompt_id[scores.selected]) and all("extra" in r for r in rows)
+    for png in ("lim_trajectories.png", "score_histogram.png"):
+        assert (out / "plots" / png).read_bytes()[:4] == b"\x89PNG"
+    assert (out / ".hydra" / "config.yaml").exists()
+
+
+@pytest.mark.parametrize("case", ["theta_text", "theta_range", "missing_dataset", "truncated_dataset", "no_answer",
+                                  "empty_dataset", "missing_trajectories", "steps_zero", "truncated_scores"])
+def test_bad_input_exits_with_one_clear_line(tmp_path, select_inputs, case):
+    dumps, data = select_inputs
+    out = tmp_path / "OUT"
+    args = {"stages": "[select]", "selector": "lim", "theta": "0.6", "dataset": "file", "dataset.path": str(data),
+            "trajectories.path": str(dumps), "trajectories.steps_per_epoch": "8", "logger": "[]"}
+    bad = tmp_path / "bad.json"
+    key = {"theta_text": "theta", "theta_range": "theta", "missing_dataset": "dataset.path", "truncated_dataset": "dataset.path",
+           "no_answer": "dataset.answer_key", "empty_dataset": "dataset.path", "missing_trajectories": "trajectories.path",
+           "steps_zero": "trajectories.steps_per_epoch", "truncated_scores": "selector.scores_path"}[case]
+    if case == "theta_text":
+        args["theta"] = "abc"
+    elif case == "theta_range":
+        args["theta"] = "1.5"
+    elif case == "missing_dataset":
+        args["dataset.path"] = str(tmp_path / "nope.json")
+    elif case == "truncated_dataset":
+        bad.write_text(data.read_text()[:50])
+        args["dataset.path"] = str(bad)
+    elif case == "no_answer":
+        bad.write_text(json.dumps([{"id": "a", "prompt": "p"}]))
+        args["dataset.path"] = str(bad)
+    elif case == "empty_dataset":
+        bad.write_text("")
+        args["dataset.path"] = str(bad)
+    elif case == "missing_trajectories":
+        args["trajectories.path"] = str(tmp_path / "no_such_folder")
+    elif case == "steps_zero":
+        args["trajectories.steps_per_epoch"] = "0"
+    elif case == "truncated_scores":
+        bad.write_text('[{"prompt": "Problem 1", "score": 0.')
+        args.update({"selector": "precomputed", "selector.scores_path": str(bad)})
+    r = cli(*[f"{k}={v}" for k, v in args.items()], f"hydra.run.dir={out}")
+    assert r.returncode != 0
+    err = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("limr-exp: error: ") and key in err[0], r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+    assert not (out / "selection" / "selected.jsonl").exists()

@@ -1,0 +1,96 @@
+"""Every config option composes from the real conf/, and invalid values fail with one clear line."""
+
+from __future__ import annotations
+
+import pytest
+from omegaconf import OmegaConf
+
+from limr_exp.config import theta_value, validate
+from limr_exp.errors import ConfigError
+
+from conftest import CONF_DIR, compose_cfg
+
+GROUPS = ["dataset", "selector", "model", "ppo", "eval", "trainer", "logger", "reward", "experiment"]
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_every_group_has_options(group):
+    assert options(group), f"conf/{group}/ is empty"
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
+def test_every_option_composes(group, option, tmp_path):
+    overrides = [f"{group}={option}", f"output_dir={tmp_path}"]
+    if group == "dataset" and option == "file":
+        overrides.append(f"dataset.path={tmp_path}/d.json")
+    cfg = compose_cfg(overrides)
+    OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+    if group in ("dataset", "selector", "model", "ppo", "eval", "trainer"):
+        assert cfg[group].name == option
+
+
+def test_defaults_are_the_toy_world():
+    cfg = compose_cfg()
+    assert (cfg.dataset.name, cfg.selector.name, cfg.model.name, cfg.trainer.name) == ("toy_arith", "lim", "toy", "local")
+    assert cfg.theta == 0.6 and list(cfg.stages) == ["select", "train", "eval"]
+    validate(cfg)
+
+
+def test_logger_empty_list_means_no_tracking():
+    assert OmegaConf.to_container(compose_cfg(["logger=[]"]).logger) == {}
+    assert "jsonl" in compose_cfg().logger
+
+
+def test_top_level_keys_override():
+    cfg = compose_cfg(["theta=0.35", "seed=7", "stages=[select]", "trajectories.path=/x", "trajectories.steps_per_epoch=4",
+                       "trajectories.max_epochs=3", "trajectories.format=step_dumps"])
+    assert (cfg.theta, cfg.seed, list(cfg.stages)) == (0.35, 7, ["select"])
+    assert (cfg.trajectories.path, cfg.trajectories.steps_per_epoch, cfg.trajectories.max_epochs) == ("/x", 4, 3)
+
+
+def test_schema_rejects_unknown_keys_and_types():
+    with pytest.raises(Exception, match="nonexistent"):
+        compose_cfg(["selector.nonexistent=1"])
+    with pytest.raises(Exception):
+        compose_cfg(["seed=abc"])
+
+
+def test_experiment_overlay_limr_published(shared_data):
+    cfg = compose_cfg(["experiment=limr_published", f"data_root={shared_data}"])
+    assert cfg.dataset.name == "math_full" and cfg.selector.name == "precomputed"
+    assert cfg.selector.scores_path == f"{shared_data}/lim_scores.json" and list(cfg.stages) == ["select"]
+    validate(cfg)
+
+
+@pytest.mark.parametrize("value,message", [
+    (1.5, r"outside \[0, 1\]"), (-0.1, r"outside \[0, 1\]"), ("abc", "is not a number"), (True, "is not a number"),
+    ("nan", r"outside \[0, 1\]"),
+])
+def test_theta_must_be_a_number_in_unit_interval(value, message):
+    cfg = compose_cfg()
+    cfg.theta = value
+    with pytest.raises(ConfigError, match=message) as e:
+        theta_value(cfg)
+    assert "theta" in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("overrides,key", [
+    (["stages=[selekt]"], "stage"),
+    (["trajectories.steps_per_epoch=0"], "trajectories.steps_per_epoch"),
+    (["trajectories.max_epochs=0"], "trajectories.max_epochs"),
+    (["trajectories.path=/does/not/exist"], "trajectories.path"),
+    (["dataset=file"], "dataset.path"),
+    (["selector=precomputed"], "selector.scores_path"),
+    (["selector=precomputed", "selector.scores_path=/nope.json"], "selector.scores_path"),
+    (["ppo.n_samples_per_prompt=0"], "ppo.n_samples_per_prompt"),
+    (["ppo.advantage_estimator=ppo2"], "ppo.advantage_estimator"),
+    (["selector=random", "selector.size=0"], "selector.size"),
+])
+def test_validate_names_the_key(overrides, key):
+    with pytest.raises(ConfigError) as e:
+        validate(compose_cfg(overrides))
+    assert key in str(e.value) and "\n" not in str(e.value)

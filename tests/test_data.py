@@ -1,0 +1,118 @@
+"""Problem-set loaders: json, jsonl, parquet, HF save_to_disk folders; ids, key mapping, bad files."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+import pytest
+
+from limr_exp.data import load_problem_file, load_problems
+from limr_exp.data.problems import stable_id
+from limr_exp.errors import DataError
+
+from conftest import compose_cfg
+
+ROWS = [{"id": "a", "prompt": "What is 1+1?", "answer": "2", "level": 1},
+        {"id": "b", "prompt": "What is 2+2?", "answer": 4, "level": 2}]
+
+
+def write_arrow_folder(root, rows, split="train"):
+    """The layout `datasets.DatasetDict.save_to_disk` writes (arrow streaming format)."""
+    (root / split).mkdir(parents=True)
+    (root / "dataset_dict.json").write_text(json.dumps({"splits": [split]}))
+    table = pa.Table.from_pylist(rows)
+    with ipc.new_stream(str(root / split / "data-00000-of-00001.arrow"), table.schema) as w:
+        w.write_table(table)
+    (root / split / "state.json").write_text(json.dumps({"_data_files": [{"filename": "data-00000-of-00001.arrow"}]}))
+    return root
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "parquet", "arrow"])
+def test_every_format_loads_the_same_problems(tmp_path, fmt):
+    path = tmp_path / f"d.{fmt}"
+    if fmt == "json":
+        path.write_text(json.dumps(ROWS))
+    elif fmt == "jsonl":
+        path.write_text("\n".join(json.dumps(r) for r in ROWS) + "\n")
+    elif fmt == "parquet":
+        pq.write_table(pa.Table.from_pylist([{**r, "answer": str(r["answer"])} for r in ROWS]), path)
+    else:
+        path = write_arrow_folder(tmp_path / "hf", [{**r, "answer": str(r["answer"])} for r in ROWS])
+    ps = load_problem_file(path)
+    assert ps.ids == ["a", "b"]
+    assert [r["answer"] for r in ps.rows] == ["2", "4"]  # answers are strings
+    assert [r["level"] for r in ps.rows] == [1, 2]  # original fields kept
+
+
+def test_key_mapping_and_stable_ids(tmp_path):
+    path = tmp_path / "eval.jsonl"
+    path.write_text('{"question": "Q1", "answer": "1"}\n{"question": "Q2", "answer": "2"}\n{"question": "Q1", "answer": "1"}\n')
+    ps = load_problem_file(path, prompt_key="question", id_key="id")
+    assert [r["prompt"] for r in ps.rows] == ["Q1", "Q2", "Q1"]
+    assert ps.ids == [stable_id("Q1"), stable_id("Q2"), stable_id("Q1", 1)]
+    assert load_problem_file(path, prompt_key="question").ids == ps.ids  # deterministic
+    assert ps.rows[0]["question"] == "Q1"
+
+
+def test_duplicate_texts_are_legal_duplicate_ids_are_not(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps([{"id": "x", "prompt": "same", "answer": "1"}, {"id": "y", "prompt": "same", "answer": "1"}]))
+    assert load_problem_file(path).text_to_ids() == {"same": ["x", "y"]}
+    path.write_text(json.dumps([{"id": "x", "prompt": "p", "answer": "1"}, {"id": "x", "prompt": "q", "answer": "1"}]))
+    with pytest.raises(DataError, match="id 'x' occurs twice"):
+        load_problem_file(path)
+
+
+@pytest.mark.parametrize("content,message", [
+    ("", "is empty"),
+    ("[]", "is empty"),
+    ('[{"id": "a", "prompt": "p", "answ', "not valid JSON"),
+    ('[{"id": "a", "prompt": "p"}]', "dataset.answer_key"),
+    ('[{"id": "a", "text": "p", "answer": "1"}]', "dataset.prompt_key"),
+    ('{"a": 1, "b": 2}', "JSON list"),
+])
+def test_bad_dataset_files_give_one_clear_line(tmp_path, content, message):
+    path = tmp_path / "d.json"
+    path.write_text(content)
+    with pytest.raises(DataError, match=message) as e:
+        load_problem_file(path)
+    assert "\n" not in str(e.value) and str(path) in str(e.value)
+
+
+def test_missing_and_unreadable_paths(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        load_problem_file(tmp_path / "nope.json")
+    with pytest.raises(DataError, match="cannot tell the format"):
+        (tmp_path / "d.txt").write_text("x")
+        load_problem_file(tmp_path / "d.txt")
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"PAR1 not really")
+    with pytest.raises(DataError, match="not a readable Parquet"):
+        load_problem_file(bad)
+    hf = write_arrow_folder(tmp_path / "hf", [{"id": "a", "prompt": "p", "answer": "1"}])
+    with pytest.raises(DataError, match="dataset.split"):
+        load_problem_file(hf, split="test")
+
+
+def test_toy_dataset_splits_are_disjoint_and_seeded():
+    cfg = compose_cfg()
+    train, test = load_problems(cfg.dataset, "train"), load_problems(cfg.dataset, "test")
+    assert len(train) == cfg.dataset.toy.n_train and len(test) == cfg.dataset.toy.n_test
+    assert not {r["prompt"] for r in train.rows} & {r["prompt"] for r in test.rows}
+    assert {r["level"] for r in train.rows} == {1, 2, 3, 4, 5}
+    assert load_problems(cfg.dataset, "train").rows == train.rows
+    for r in train.rows:
+        assert str(eval(r["expression"])) == r["answer"]  # the test's own arithmetic, not model output
+
+
+def test_real_datasets_load(shared_data):
+    full = load_problems(compose_cfg(["dataset=math_full", f"data_root={shared_data}"]).dataset)
+    assert len(full) == 8523 and len({r["prompt"] for r in full.rows}) == 8522
+    limr = load_problems(compose_cfg(["dataset=limr", f"data_root={shared_data}"]).dataset)
+    assert len(limr) == 1389 and set(limr.ids) <= set(full.ids)
+    for name, n in (("math500", 500), ("aime24", 30), ("amc23", 40)):
+        ps = load_problem_file(shared_data / "eval" / f"{name}.jsonl", prompt_key="question")
+        assert len(ps) == n and len(set(ps.ids)) == n
