@@ -1,0 +1,136 @@
+"""Benchmark: limr_exp.rewards.score_batch against Math-Verify called pair by pair.
+
+10,000 responses built from MATH-FULL answers (8 per prompt: correct, correct after an earlier
+box, two equivalent rewrites, two wrong, one unformatted, one format error), scored by
+  - score_batch (format rule + fast paths + Math-Verify in worker processes), and
+  - the same rule with Math-Verify's parse/verify called for every formatted pair, in process.
+Prints both throughputs, the ratio and the agreement, and lists the pairs where they differ.
+
+    python benchmarks/reward.py [--n 10000] [--data ../shared/data/limr/math_full_8523.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import re
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = Path(os.environ.get("LIMR_DATA_DIR", ROOT.parent / "shared" / "data" / "limr")) / "math_full_8523.json"
+
+FILLER = ("Let's think step by step. First we rewrite the condition as an equation and simplify both sides. "
+          "Substituting $x = {a}$ gives ${a}^2 + {b} = {c}$, and checking the other case rules it out. "
+          "Combining the two observations, the quantity we want follows directly. ")
+
+
+def rewrite(answer: str, rng: random.Random) -> str:
+    """An equivalent spelling of `answer`, as a model might write it."""
+    a = answer.strip()
+    if re.fullmatch(r"-?\d+", a):
+        return rng.choice([f"{a}.0", f"x = {a}", f"{a}\\text{{ units}}", f"\\frac{{{2 * int(a)}}}{{2}}"])
+    m = re.fullmatch(r"(-?)\\[dt]?frac\{(\d+)\}\{(\d+)\}", a)
+    if m:
+        return rng.choice([f"{m.group(1)}{m.group(2)}/{m.group(3)}", f"{m.group(1)}\\dfrac{{{m.group(2)}}}{{{m.group(3)}}}"])
+    if a.startswith("\\frac"):
+        return "\\dfrac" + a[5:]
+    if "," in a and a.startswith("("):
+        return a.replace(",", ", ")
+    return rng.choice([f"\\left({a}\\right)" if not a.startswith("(") else a.replace("(", "\\left(", 1), f"y = {a}"])
+
+
+def wrong(answer: str, others: list[str], rng: random.Random) -> str:
+    a = answer.strip()
+    if re.fullmatch(r"-?\d+", a):
+        return str(int(a) + rng.choice([-2, -1, 1, 3]))
+    other = rng.choice(others)
+    return other if other != a else a + "+1"
+
+
+def build(data_path: Path, n: int, seed: int = 0) -> tuple[list[str], list[str], list[str]]:
+    rows = json.loads(data_path.read_text())
+    rng = random.Random(seed)
+    rng.shuffle(rows)
+    answers = [r["answer"] for r in rows]
+    responses, golds, kinds = [], [], []
+    for row in rows[: n // 8]:
+        gold = row["answer"]
+        text = FILLER.format(a=rng.randint(1, 9), b=rng.randint(1, 9), c=rng.randint(10, 90))
+        box = lambda x: f"{text}Therefore the answer is $\\boxed{{{x}}}$."  # noqa: E731
+        cases = [
+            ("correct", box(gold)),
+            ("correct_last_box", f"A first guess is $\\boxed{{{wrong(gold, answers, rng)}}}$, but wait. " + box(gold)),
+            ("rewritten", box(rewrite(gold, rng))),
+            ("rewritten", box(rewrite(gold, rng))),
+            ("wrong", box(wrong(gold, answers, rng))),
+            ("wrong", box(wrong(gold, answers, rng))),
+            ("unformatted", f"{text}Therefore the answer is {gold}."),
+            ("format_error", rng.choice([text + "".join(f"\\boxed{{{gold}}} " for _ in range(5)),
+                                         f"{text}Therefore the answer is $\\boxed{{{gold}",
+                                         text + "so so so so so " * 8 + box(gold)])),
+        ]
+        for kind, response in cases:
+            responses.append(response)
+            golds.append(gold)
+            kinds.append(kind)
+    return responses, golds, kinds
+
+
+def math_verify_pair_by_pair(responses: list[str], golds: list[str]) -> list[float]:
+    """LIMR's rule with Math-Verify parse+verify called for every formatted pair (the usual way)."""
+    from math_verify import LatexExtractionConfig, parse, verify
+
+    from limr_exp.rewards.extract import format_problem
+    from limr_exp.rewards.settings import RewardSettings
+
+    settings, cfg = RewardSettings(), [LatexExtractionConfig()]
+    out = []
+    for response, gold in zip(responses, golds):
+        extracted, problem = format_problem(response, settings)
+        if problem is not None:
+            out.append(settings.format_error)
+            continue
+        try:
+            ok = verify(parse(f"${gold}$", extraction_config=cfg, parsing_timeout=None),
+                        parse(f"${extracted}$", extraction_config=cfg, parsing_timeout=None), timeout_seconds=None)
+        except Exception:
+            ok = False
+        out.append(settings.correct if ok else settings.wrong)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=10_000)
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--baseline-n", type=int, default=0, help="pairs timed for Math-Verify (default: all)")
+    args = ap.parse_args()
+    logging.disable(logging.WARNING)
+    from limr_exp.rewards import judge_batch, warm_up
+
+    responses, golds, kinds = build(args.data, args.n)
+    warm_up()  # start the verifier processes before timing (a one-off cost per training run)
+    t = time.perf_counter()
+    ours = judge_batch(responses, golds)
+    ours_s = time.perf_counter() - t
+    n_base = args.baseline_n or len(responses)
+    t = time.perf_counter()
+    base = math_verify_pair_by_pair(responses[:n_base], golds[:n_base])
+    base_s = time.perf_counter() - t
+    ours_rate, base_rate = len(responses) / ours_s, n_base / base_s
+    agree = sum(o.reward == b for o, b in zip(ours, base))
+    print(f"pairs: {len(responses)} ({', '.join(f'{k} {kinds.count(k)}' for k in dict.fromkeys(kinds))})")
+    print(f"score_batch:              {ours_s:7.2f} s  {ours_rate:9.0f} pairs/s")
+    print(f"Math-Verify pair by pair: {base_s:7.2f} s  {base_rate:9.0f} pairs/s  ({n_base} pairs)")
+    print(f"speed-up: {ours_rate / base_rate:.1f}x   agreement: {agree}/{n_base} = {100 * agree / n_base:.2f}%")
+    for i, (o, b) in enumerate(zip(ours, base)):
+        if o.reward != b:
+            print(f"  differs [{kinds[i]}] gold={golds[i]!r} answer={o.extracted!r}: ours {o.reward} ({o.reason}), math-verify {b}")
+
+
+if __name__ == "__main__":
+    main()

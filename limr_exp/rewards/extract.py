@@ -1,0 +1,102 @@
+"""Answer extraction and LIMR's format rule: the last complete `\\boxed{...}` is the answer."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+BOX_RE = re.compile(r"\\(?:boxed|fbox)")
+# characters of ordinary maths/text: ASCII printable and whitespace, Greek, common maths symbols, typography
+_ALLOWED_NON_ASCII = re.compile(r"[\u00a0-\u00ff\u0370-\u03ff\u2000-\u206f\u2100-\u214f\u2190-\u22ff\u2500-\u257f\u27e8-\u27e9]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class Extraction:
+    answer: str | None
+    n_boxes: int
+    problem: str | None  # None, or the format-error reason
+
+
+def _braced(text: str, start: int) -> int:
+    """Index just past the brace group opening at text[start] == '{', or -1 if it never closes."""
+    depth = 0
+    for m in re.finditer(r"\\.|[{}]", text[start:], flags=re.S):  # escaped chars (\{ \}) don't count
+        tok = m.group()
+        if tok == "{":
+            depth += 1
+        elif tok == "}":
+            depth -= 1
+            if depth == 0:
+                return start + m.end()
+    return -1
+
+
+def last_boxed(text: str) -> Extraction:
+    """The content of the last \\boxed{...} (nested braces of any depth) or \\boxed x."""
+    starts = [m.end() for m in BOX_RE.finditer(text)]
+    if not starts:
+        return Extraction(None, 0, "no_box")
+    pos = starts[-1]
+    while pos < len(text) and text[pos] in " \t":
+        pos += 1
+    if pos < len(text) and text[pos] == "{":
+        end = _braced(text, pos)
+        if end < 0:
+            return Extraction(None, len(starts), "unterminated_box")
+        content = text[pos + 1:end - 1].strip()
+    else:  # "\boxed 5": the token up to whitespace or '$'
+        m = re.match(r"[^\s$]+", text[pos:])
+        content = m.group().strip() if m else ""
+    if not content:
+        return Extraction(None, len(starts), "empty_box")
+    return Extraction(content, len(starts), None)
+
+
+def garbled(text: str, max_fraction: float) -> bool:
+    """More than `max_fraction` of the characters fall outside the usual maths/text set."""
+    if not text:
+        return False
+    if text.isascii():
+        bad = len(_CONTROL.findall(text))
+    else:
+        non_ascii = sum(1 for ch in text if ord(ch) > 127)
+        bad = non_ascii - len(_ALLOWED_NON_ASCII.findall(text)) + len(_CONTROL.findall(text))
+    return bad > max_fraction * len(text)
+
+
+def repeated(text: str, min_span: int, min_repeats: int, max_span: int = 100) -> bool:
+    """A span of `min_span`+ characters (at least two distinct non-space ones) repeated
+    `min_repeats`+ times in a row: the mark of a degenerate, looping generation."""
+    pattern = _repeat_pattern(min_span, min_repeats, max_span)
+    for m in pattern.finditer(text):
+        unit = m.group(1)
+        if len(set(unit) - set(" \t\n")) >= 2:
+            return True
+    return False
+
+
+_PATTERNS: dict = {}
+
+
+def _repeat_pattern(min_span: int, min_repeats: int, max_span: int) -> re.Pattern:
+    key = (min_span, min_repeats, max_span)
+    if key not in _PATTERNS:
+        _PATTERNS[key] = re.compile(r"(.{%d,%d}?)\1{%d,}" % (min_span, max_span, max(min_repeats - 1, 1)), re.S)
+    return _PATTERNS[key]
+
+
+def format_problem(response: str, settings) -> tuple[str | None, str | None]:
+    """(extracted answer, None) for a well-formed response, or (None | answer, reason) for a format error."""
+    ex = last_boxed(response)
+    if ex.problem == "no_box":
+        return None, "no_box"
+    if ex.n_boxes >= settings.max_boxes:
+        return ex.answer, "too_many_boxes"
+    if ex.problem is not None:
+        return None, ex.problem
+    if settings.check_garbled and garbled(response, settings.garbled_fraction):
+        return ex.answer, "garbled"
+    if settings.check_repetition and repeated(response, settings.repetition_min_span, settings.repetition_min_repeats):
+        return ex.answer, "repetition"
+    return ex.answer, None

@@ -1,0 +1,30 @@
+"""Settings of LIMR's rule-based reward; also the `reward` structured-config node."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class RewardSettings:
+    """LIMR's rule-based reward: 1 correct, -0.5 wrong, -1 format error (no box, too many boxes,
+    unterminated or empty box, garbled or endlessly repeated text, timeout)."""
+
+    correct: float = 1.0
+    wrong: float = -0.5
+    format_error: float = -1.0
+    timeout_s: float = 2.0  # hard budget per judgement, enforced from any thread
+    max_boxes: int = 5  # this many \boxed or more is a format error
+    check_garbled: bool = True
+    garbled_fraction: float = 0.3
+    check_repetition: bool = True
+    repetition_min_span: int = 5
+    repetition_min_repeats: int = 5
+    workers: int = 0  # verifier processes; 0 = one per core
+    memory_limit_mb: int = 2048  # address-space cap of each verifier process
+
+    @classmethod
+    def from_cfg(cls, cfg) -> "RewardSettings":
+        if cfg is None or isinstance(cfg, cls):
+            return cfg or cls()
+        return cls(**{k: cfg[k] for k in cls.__dataclass_fields__ if k in cfg})
