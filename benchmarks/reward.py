@@ -40,6 +40,8 @@ def rewrite(answer: str, rng: random.Random) -> str:
         return "\\dfrac" + a[5:]
     if "," in a and a.startswith("("):
         return a.replace(",", ", ")
+    if "=" in a:
+        return a.replace("=", " = ")
     return rng.choice([f"\\left({a}\\right)" if not a.startswith("(") else a.replace("(", "\\left(", 1), f"y = {a}"])
 
 

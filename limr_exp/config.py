@@ -17,6 +17,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from limr_exp.errors import ConfigError
+from limr_exp.rewards.settings import RewardSettings
 
 STAGES = ("select", "train", "eval")
 TRAJECTORY_FORMATS = ("auto", "step_dumps", "verl", "table")
@@ -156,23 +157,6 @@ class TrainerConfig:
 
 
 @dataclass
-class RewardConfig:
-    """LIMR's rule-based reward (limr_exp.rewards): 1 correct, -0.5 wrong, -1 format error."""
-
-    correct: float = 1.0
-    wrong: float = -0.5
-    format_error: float = -1.0
-    timeout_s: float = 2.0  # hard budget per judgement, enforced from any thread
-    max_boxes: int = 5  # this many \boxed or more is a format error
-    check_garbled: bool = True
-    garbled_fraction: float = 0.3
-    check_repetition: bool = True
-    repetition_min_span: int = 5
-    repetition_min_repeats: int = 5
-    workers: int = 0  # processes for score_batch; 0 = one per core
-
-
-@dataclass
 class ProbeConfig:
     """The probe RL run on the full set that records the reward history LIM reads."""
 
@@ -188,7 +172,7 @@ class Config:
     eval: EvalConfig = MISSING
     trainer: TrainerConfig = MISSING
     logger: Dict[str, Any] = field(default_factory=dict)
-    reward: RewardConfig = field(default_factory=RewardConfig)
+    reward: RewardSettings = field(default_factory=RewardSettings)
     trajectories: TrajectoriesConfig = field(default_factory=TrajectoriesConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     theta: Any = 0.6  # LIM threshold; validated here so a bad value gets one clear line

@@ -65,25 +65,28 @@ def garbled(text: str, max_fraction: float) -> bool:
     return bad > max_fraction * len(text)
 
 
-def repeated(text: str, min_span: int, min_repeats: int, max_span: int = 100) -> bool:
+def repeated(text: str, min_span: int, min_repeats: int, max_span: int = 200) -> bool:
     """A span of `min_span`+ characters (at least two distinct non-space ones) repeated
-    `min_repeats`+ times in a row: the mark of a degenerate, looping generation."""
-    pattern = _repeat_pattern(min_span, min_repeats, max_span)
-    for m in pattern.finditer(text):
-        unit = m.group(1)
-        if len(set(unit) - set(" \t\n")) >= 2:
-            return True
+    `min_repeats`+ times in a row: the mark of a degenerate, looping generation.
+
+    Linear scan: a run of period L repeats every `min_span`-gram at distance L, so candidate periods
+    come from the previous occurrence of each gram and are confirmed by one string comparison.
+    """
+    n, s, r = len(text), min_span, max(min_repeats, 2)
+    if n < s * r:
+        return False
+    last: dict[str, int] = {}
+    for i in range(n - s + 1):
+        gram = text[i:i + s]
+        j = last.get(gram)
+        last[gram] = i
+        if j is None:
+            continue
+        period = i - j
+        if s <= period <= max_span and j + r * period <= n and text[j:j + (r - 1) * period] == text[j + period:j + r * period]:
+            if len(set(text[j:j + period]) - set(" \t\n")) >= 2:
+                return True
     return False
-
-
-_PATTERNS: dict = {}
-
-
-def _repeat_pattern(min_span: int, min_repeats: int, max_span: int) -> re.Pattern:
-    key = (min_span, min_repeats, max_span)
-    if key not in _PATTERNS:
-        _PATTERNS[key] = re.compile(r"(.{%d,%d}?)\1{%d,}" % (min_span, max_span, max(min_repeats - 1, 1)), re.S)
-    return _PATTERNS[key]
 
 
 def format_problem(response: str, settings) -> tuple[str | None, str | None]:
@@ -91,7 +94,7 @@ def format_problem(response: str, settings) -> tuple[str | None, str | None]:
     ex = last_boxed(response)
     if ex.problem == "no_box":
         return None, "no_box"
-    if ex.n_boxes >= settings.max_boxes:
+    if settings.max_boxes > 0 and ex.n_boxes >= settings.max_boxes:
         return ex.answer, "too_many_boxes"
     if ex.problem is not None:
         return None, ex.problem

@@ -41,7 +41,8 @@ def normalize(answer: str) -> str:
     s = s.strip().rstrip(".").strip()
     if _THOUSANDS.match(s.replace(" ", "")):
         s = s.replace(",", "")
-    s = re.sub(r"\s+", "", s)
+    s = re.sub(r"(\\[a-zA-Z]+)\s+(?=[a-zA-Z])", "\\1\0", s)  # keep "\tan x" apart
+    s = re.sub(r"\s+", "", s).replace("\0", " ")
     s = re.sub(r"\\frac(\d)(\d)", r"\\frac{\1}{\2}", s)  # \frac12
     s = re.sub(r"\\sqrt(\d)", r"\\sqrt{\1}", s)
     s = re.sub(r"\{([^{}])\}(?![{_^])", r"\1", s) if s.startswith("{") and s.endswith("}") and s.count("{") == 1 else s
@@ -77,11 +78,14 @@ def as_rational(s: str) -> Fraction | None:
     return None
 
 
-def fast_equal(gold: str, pred: str) -> bool | None:
-    """True/False when decidable exactly without symbolic work, None otherwise (both normalised)."""
-    if gold == pred:
-        return True
-    g, p = as_rational(gold), as_rational(pred)
-    if g is not None and p is not None:
-        return g == p
-    return None
+def light_clean(answer: str) -> str:
+    """What Math-Verify gets: delimiters, \\dfrac, spacing commands and thousands marks tidied, spacing kept."""
+    s = answer.strip()
+    for pattern, group in _WRAPPERS:
+        m = pattern.match(s)
+        if m:
+            s = m.group(group).strip()
+    s = re.sub(r"\\[dt]frac", r"\\frac", s)
+    s = re.sub(r"\\!|\{,\}", "", s)
+    s = re.sub(r"\\\$", "", s)
+    return s.strip().rstrip(".").strip()
