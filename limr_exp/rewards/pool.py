@@ -16,7 +16,7 @@ import threading
 import time
 import zlib
 
-_PRELOAD = ["limr_exp.rewards.local", "math_verify", "sympy"]
+_PRELOAD = ["limr_exp.rewards.local", "limr_exp.rewards.warmup"]
 
 
 def _worker_main(conn, memory_limit_mb: int) -> None:
@@ -73,6 +73,8 @@ class JudgePool:
 
     def __init__(self, n_workers: int = 0, memory_limit_mb: int = 2048):
         self.n_workers = n_workers or max(1, os.cpu_count() or 1)
+        # single judgements from many threads may add workers, so none waits out its budget in a queue
+        self.max_workers = max(4 * self.n_workers, 8)
         self.memory_limit_mb = memory_limit_mb
         methods = mp.get_all_start_methods()
         self._ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
@@ -87,17 +89,26 @@ class JudgePool:
     def _spawn(self) -> _Worker:
         return _Worker(self._ctx, self.memory_limit_mb)
 
-    def _checkout(self, deadline: float | None) -> _Worker | None:
+    def _checkout(self, deadline: float | None) -> tuple[_Worker | None, bool]:
+        """(an idle worker or a new one, whether it is new); (None, False) if none came by `deadline`."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("the verifier pool is closed")
-            if self._idle.empty() and self._started < self.n_workers:
+            limit = self.n_workers if deadline is None else self.max_workers
+            spawn = self._idle.empty() and self._started < limit
+            if spawn:
                 self._started += 1
-                return self._spawn()
+        if spawn:
+            try:
+                return self._spawn(), True
+            except BaseException:
+                with self._lock:
+                    self._started -= 1
+                raise
         try:
-            return self._idle.get(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
+            return self._idle.get(timeout=None if deadline is None else max(0.0, deadline - time.monotonic())), False
         except queue.Empty:
-            return None
+            return None, False
 
     def _checkin(self, worker: _Worker | None) -> None:
         if worker is None:
@@ -128,7 +139,9 @@ class JudgePool:
         kills the worker, which is replaced for the rest."""
         timeout_s = settings.timeout_s
         results: dict[int, tuple | None] = {}
-        worker = self._checkout(deadline)
+        worker, fresh = self._checkout(deadline)
+        if fresh and deadline is not None:  # starting a process (the fork server, once) is not the judgement's time
+            deadline = time.monotonic() + timeout_s
         if worker is None:
             return {idx: None for idx, _, _ in tasks}
         pending = list(tasks)

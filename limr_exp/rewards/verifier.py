@@ -7,7 +7,13 @@ output never goes there.
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
+
+
+# math-verify warns on every call that its own signal-based timeouts are off (the pool bounds time)
+# and logs each unparseable answer; neither is news to a user.
+logging.getLogger("math_verify").setLevel(logging.CRITICAL)
 
 @lru_cache(maxsize=4096)
 def _parse(latex: str):
