@@ -80,6 +80,7 @@ class ToyModelConfig:
     pretrain_lr: float = 3e-3
     pretrain_levels: List[int] = field(default_factory=lambda: [1, 2])
     pretrain_examples: int = 2000
+    box_rate: float = 0.5  # share of pretraining solutions written as \boxed{...}
     seed: int = 0
 
 

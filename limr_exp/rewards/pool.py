@@ -9,63 +9,79 @@ address space, so a huge number raises MemoryError there instead of exhausting t
 from __future__ import annotations
 
 import atexit
-import multiprocessing as mp
 import os
 import queue
 import threading
 import time
 import zlib
 
-_PRELOAD = ["limr_exp.rewards.local", "limr_exp.rewards.warmup"]
 
+class _Zygote:
+    """Handle on the zygote subprocess (zygote.py), started on first use."""
 
-def _worker_main(conn, memory_limit_mb: int) -> None:
-    import logging
+    def __init__(self):
+        import subprocess
+        import sys
+        import tempfile
 
-    logging.disable(logging.CRITICAL)  # math-verify logs every parse failure
-    if memory_limit_mb > 0:
-        import resource
+        self._dir = tempfile.mkdtemp(prefix="limr-judge-")
+        self.path = os.path.join(self._dir, "zygote.sock")
+        self.proc = subprocess.Popen([sys.executable, "-m", "limr_exp.rewards.zygote", self.path], stdin=subprocess.PIPE,
+                                     stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        deadline = time.monotonic() + 120
+        while not os.path.exists(self.path):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the reward verifier process exited at start (code {self.proc.returncode})")
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                raise RuntimeError("the reward verifier process did not start within 120 s")
+            time.sleep(0.01)
 
-        limit = memory_limit_mb * 2**20
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    import sys
+    def fork_worker(self, memory_limit_mb: int) -> "_Worker":
+        import socket
+        from multiprocessing.connection import Connection
 
-    sys.set_int_max_str_digits(10_000)
-    from limr_exp.rewards.local import judge_local, reward_of
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(self.path)
+        conn = Connection(sock.detach())
+        conn.send(memory_limit_mb)
+        return _Worker(conn, conn.recv())
 
-    while True:
+    def close(self) -> None:
+        import shutil
+
         try:
-            message = conn.recv()
-        except EOFError:
-            return
-        if message is None:
-            return
-        settings, batch = message
-        for idx, response, answer in batch:
-            try:
-                result = judge_local(response, answer, settings)
-            except MemoryError:
-                result = (reward_of("timeout", settings), False, "timeout", None)
-            except Exception as e:  # a bug, not a verdict: reported to the caller
-                result = ("__error__", f"{type(e).__name__}: {e}")
-            conn.send((idx, result))
+            self.proc.stdin.close()  # the zygote exits on EOF
+            self.proc.wait(timeout=5)
+        except Exception:
+            self.proc.kill()
+        shutil.rmtree(self._dir, ignore_errors=True)
 
 
-# ------------------------------------------------------------------ in the calling process
+_ZYGOTE: _Zygote | None = None
+_ZYGOTE_LOCK = threading.Lock()
+
+
+def zygote() -> _Zygote:
+    global _ZYGOTE
+    with _ZYGOTE_LOCK:
+        if _ZYGOTE is None or _ZYGOTE.proc.poll() is not None:
+            _ZYGOTE = _Zygote()
+        return _ZYGOTE
+
 
 class _Worker:
-    def __init__(self, ctx, memory_limit_mb: int):
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child, memory_limit_mb), daemon=True)
-        self.proc.start()
-        child.close()
+    def __init__(self, conn, pid: int):
+        self.conn, self.pid = conn, pid
 
     def kill(self) -> None:
+        import signal
+
         try:
-            self.proc.kill()
-            self.proc.join(timeout=5)
-        finally:
-            self.conn.close()
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.conn.close()
 
 
 class JudgePool:
@@ -76,10 +92,6 @@ class JudgePool:
         # single judgements from many threads may add workers, so none waits out its budget in a queue
         self.max_workers = max(4 * self.n_workers, 8)
         self.memory_limit_mb = memory_limit_mb
-        methods = mp.get_all_start_methods()
-        self._ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
-        if "forkserver" in methods:
-            self._ctx.set_forkserver_preload(_PRELOAD)
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._lock = threading.Lock()
         self._started = 0
@@ -87,7 +99,7 @@ class JudgePool:
         self._closed = False
 
     def _spawn(self) -> _Worker:
-        return _Worker(self._ctx, self.memory_limit_mb)
+        return zygote().fork_worker(self.memory_limit_mb)
 
     def _checkout(self, deadline: float | None) -> tuple[_Worker | None, bool]:
         """(an idle worker or a new one, whether it is new); (None, False) if none came by `deadline`."""
@@ -123,7 +135,7 @@ class JudgePool:
         with self._lock:
             while self._started < self.n_workers:
                 self._started += 1
-                workers.append(_Worker(self._ctx, self.memory_limit_mb))
+                workers.append(self._spawn())
         from limr_exp.rewards.settings import RewardSettings
 
         for w in workers:
@@ -235,3 +247,5 @@ def shared_pool(n_workers: int = 0, memory_limit_mb: int = 2048) -> JudgePool:
 def _close_pools() -> None:
     for pool in list(_POOLS.values()):
         pool.close()
+    if _ZYGOTE is not None:
+        _ZYGOTE.close()
