@@ -80,7 +80,7 @@ class ToyModelConfig:
     pretrain_lr: float = 3e-3
     pretrain_levels: List[int] = field(default_factory=lambda: [1, 2])
     pretrain_examples: int = 2000
-    box_rate: float = 0.5  # share of pretraining solutions written as \boxed{...}
+    box_rates: List[float] = field(default_factory=lambda: [0.9, 0.3])  # per pretrain level: share of answers boxed
     seed: int = 0
 
 

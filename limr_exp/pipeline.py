@@ -34,7 +34,7 @@ def run_dir_of(cfg: DictConfig) -> Path:
     return Path(cfg.output_dir)
 
 
-def reward_history(cfg: DictConfig, problems: ProblemSet):
+def reward_history(cfg: DictConfig, problems: ProblemSet, tracker: Tracker | None = None):
     """The trajectories table LIM reads: an imported history (`trajectories.path`) or a probe run."""
     from limr_exp.trajectories import load_history
 
@@ -43,7 +43,7 @@ def reward_history(cfg: DictConfig, problems: ProblemSet):
         return load_history(cfg.trajectories, canonical)
     from limr_exp.training.probe import probe_history
 
-    return probe_history(cfg, problems)
+    return probe_history(cfg, problems, tracker)
 
 
 def select_stage(cfg: DictConfig, problems: ProblemSet, out: Path, tracker: Tracker) -> ProblemSet:
@@ -56,7 +56,7 @@ def select_stage(cfg: DictConfig, problems: ProblemSet, out: Path, tracker: Trac
     selector = SELECTORS.get(cfg.selector.name)(cfg.selector)
     plotter = plots.BackgroundPlotter().start()  # imports matplotlib while the history loads
     try:
-        history = reward_history(cfg, problems) if selector.needs_history() else None
+        history = reward_history(cfg, problems, tracker) if selector.needs_history() else None
         ctx = SelectionContext(problems, theta, cfg.seed, cfg.selector, history)
         result = selector.select(ctx)
     except BaseException:
@@ -100,19 +100,84 @@ def write_scores(path: Path, result) -> None:
         pq.write_table(table, tmp)
 
 
+def previous_selection(out: Path, problems: ProblemSet) -> ProblemSet:
+    """Without the select stage, train on this run folder's earlier selection, else on the full set."""
+    import json
+
+    path = out / "selection" / "selected.jsonl"
+    if not path.exists():
+        log.info("train: no selection/selected.jsonl in the run folder: training on all %d prompts", len(problems))
+        return problems
+    ids = [json.loads(line)["id"] for line in open(path, encoding="utf-8")]
+    return problems.subset(ids)
+
+
+def train_stage(cfg: DictConfig, subset: ProblemSet, out: Path, tracker: Tracker):
+    from limr_exp.training import train
+
+    if len(subset) == 0:
+        raise ConfigError("the selection is empty: nothing to train on (lower theta, or pick another selector)")
+    log.info("train: %s on %d prompts for %d episodes", cfg.trainer.name, len(subset), cfg.ppo.num_episodes)
+    return train(cfg, subset, out / "train", tracker)
+
+
+def eval_stage(cfg: DictConfig, checkpoint: Path | None, out: Path, tracker: Tracker) -> tuple[dict, dict | None]:
+    from limr_exp.evaluation import evaluate, evaluate_base
+    from limr_exp.models import load_policy, resolve_device
+
+    (out / "eval").mkdir(parents=True, exist_ok=True)
+    base = evaluate_base(cfg, out / "eval", tracker) if cfg.eval.evaluate_base else None
+    if checkpoint is None:
+        checkpoint = out / "train" / "checkpoint"
+        if not (checkpoint / "config.json").exists():
+            log.info("eval: no trained checkpoint in this run folder: evaluating the base model")
+            checkpoint = None
+    bundle = load_policy(cfg.model, cfg.cache_dir, resolve_device(cfg.trainer.device), path=str(checkpoint) if checkpoint else None)
+    return evaluate(cfg, bundle, out / "eval", tracker), base
+
+
+def summary_table(summary: dict) -> str:
+    lines = ["", "limr-exp summary", "-" * 44]
+    if "n_selected" in summary:
+        lines.append(f"{'subset size':<28}{summary['n_selected']:>8} of {summary['n_prompts']}")
+    base, trained = summary.get("base_metrics"), summary.get("metrics")
+    if trained:
+        for name, r in trained["benchmarks"].items():
+            b = base["benchmarks"].get(name, {}).get("acc") if base else None
+            btxt = f"{100 * b:6.1f}%" if b is not None else "     -"
+            lines.append(f"{'accuracy ' + name:<28}base {btxt}  trained {100 * r['acc']:6.1f}%")
+    for stage, seconds in summary["timings"].items():
+        lines.append(f"{'time ' + stage:<28}{seconds:8.1f} s")
+    return "\n".join(lines)
+
+
 def run(cfg: DictConfig) -> dict:
-    """Run the configured stages; returns a summary (subset size, timings, metrics)."""
+    """Run the configured stages; returns a summary (subset size, metrics, time per stage)."""
     validate(cfg)
     out = run_dir_of(cfg)
     out.mkdir(parents=True, exist_ok=True)
     summary: dict = {"timings": {}}
     with Tracker(cfg.logger, out) as tracker:
-        t0 = time.perf_counter()
+        t = time.perf_counter()
         problems = load_problems(cfg.dataset)
+        summary["n_prompts"] = len(problems)
         if "select" in cfg.stages:
             subset = select_stage(cfg, problems, out, tracker)
             summary["n_selected"] = len(subset)
-            summary["timings"]["select"] = time.perf_counter() - t0
+            summary["timings"]["select"] = time.perf_counter() - t
+        else:
+            subset = previous_selection(out, problems) if "train" in cfg.stages else problems
+        checkpoint = None
+        if "train" in cfg.stages:
+            t = time.perf_counter()
+            checkpoint = train_stage(cfg, subset, out, tracker).checkpoint
+            summary["timings"]["train"] = time.perf_counter() - t
+        if "eval" in cfg.stages:
+            t = time.perf_counter()
+            summary["metrics"], summary["base_metrics"] = eval_stage(cfg, checkpoint, out, tracker)
+            summary["timings"]["eval"] = time.perf_counter() - t
+    if "metrics" in summary or "train" in cfg.stages:
+        print(summary_table(summary), flush=True)
     return summary
 
 

@@ -1,7 +1,7 @@
 """The toy world's problem set: seeded arithmetic with difficulty levels (DESIGN.md, "The toy world").
 
-Level 1: one-digit sums; 2: two-digit sums and differences; 3: one-digit times two-digit;
-4: two-digit products; 5: short chains (a*b + c). Answers are strings. Train and test splits are
+Level 1: one-digit sums; 2: a two-digit plus a one-digit number; 3: two-digit sums and
+differences; 4: one-digit times two-digit; 5: short chains (a * b + c). Answers are strings. Train and test splits are
 disjoint and a pure function of the seed.
 """
 
@@ -22,16 +22,16 @@ def make_problem(level: int, rng: random.Random) -> tuple[str, str]:
         a, b = r(0, 9), r(0, 9)
         return f"{a} + {b}", str(a + b)
     if level == 2:
-        a, b = r(10, 99), r(1, 99)
+        a, b = r(10, 99), r(0, 9)
+        return f"{a} + {b}", str(a + b)
+    if level == 3:
+        a, b = r(10, 99), r(10, 99)
         if rng.random() < 0.5:
             return f"{a} + {b}", str(a + b)
         a, b = max(a, b), min(a, b)
         return f"{a} - {b}", str(a - b)
-    if level == 3:
-        a, b = r(2, 9), r(10, 99)
-        return f"{a} * {b}", str(a * b)
     if level == 4:
-        a, b = r(11, 99), r(11, 99)
+        a, b = r(2, 9), r(10, 99)
         return f"{a} * {b}", str(a * b)
     if level == 5:
         a, b, c = r(2, 9), r(11, 99), r(10, 99)

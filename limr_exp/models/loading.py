@@ -15,6 +15,13 @@ from limr_exp.hashing import config_hash
 log = logging.getLogger(__name__)
 
 
+def quiet_transformers() -> None:
+    """No per-file progress bars for loading/saving small checkpoints; our own bars say what runs."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def resolve_device(name: str) -> str:
     import torch
 
@@ -77,6 +84,7 @@ def load_policy(model_cfg, cache_dir: str | os.PathLike, device: str = "cpu", pa
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    quiet_transformers()
     path = path or model_folder(model_cfg, cache_dir, device)
     dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(model_cfg.dtype)
     if dtype is None:

@@ -21,16 +21,21 @@ def solution_text(answer: str, boxed: bool) -> str:
 
 
 def pretraining_corpus(model_cfg, n: int, seed: int) -> list[str]:
-    """Solved problems of the pretraining levels, half of them with the answer boxed."""
+    """Solved problems of the pretraining levels; level k's answers are boxed with probability box_rates[k]."""
     from limr_exp.data.toy_arith import make_problem, prompt_text
 
     rng = random.Random(seed)
-    levels = list(model_cfg.toy.pretrain_levels)
+    levels, rates = list(model_cfg.toy.pretrain_levels), list(model_cfg.toy.box_rates)
+    if len(rates) != len(levels):
+        from limr_exp.errors import ConfigError
+
+        raise ConfigError(f"model.toy.box_rates has {len(rates)} entries for {len(levels)} pretrain_levels: give one rate per level")
     texts = []
     for i in range(n):
-        expr, answer = make_problem(levels[i % len(levels)], rng)
+        level = i % len(levels)
+        expr, answer = make_problem(levels[level], rng)
         prompt = model_cfg.prompt_template.format(prompt=prompt_text(expr))
-        texts.append(prompt + solution_text(answer, boxed=rng.random() < model_cfg.toy.box_rate) + EOS)
+        texts.append(prompt + solution_text(answer, boxed=rng.random() < rates[level]) + EOS)
     return texts
 
 
@@ -55,15 +60,24 @@ def build_toy_model(model_cfg, folder: Path, device: str = "cpu") -> Path:
 
     t = model_cfg.toy
     torch.manual_seed(t.seed)
+    from transformers import AutoTokenizer
+
     corpus = pretraining_corpus(model_cfg, t.pretrain_examples, t.seed)
-    tokenizer = train_tokenizer(corpus, t.vocab_size)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    trained = train_tokenizer(corpus, t.vocab_size)
+    trained.save_pretrained(tmp)
     config = Qwen2Config(
-        vocab_size=len(tokenizer), hidden_size=t.hidden_size, intermediate_size=t.intermediate_size,
+        vocab_size=len(trained), hidden_size=t.hidden_size, intermediate_size=t.intermediate_size,
         num_hidden_layers=t.num_hidden_layers, num_attention_heads=t.num_attention_heads,
         num_key_value_heads=t.num_key_value_heads, max_position_embeddings=t.max_position_embeddings,
-        tie_word_embeddings=True, bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True, bos_token_id=trained.eos_token_id, eos_token_id=trained.eos_token_id,
+        pad_token_id=trained.pad_token_id,
     )
+    config.save_pretrained(tmp)
+    # With config.json beside it, AutoTokenizer loads the Qwen2 tokenizer class (which splits digits):
+    # train on exactly the tokenization every later load will produce.
+    tokenizer = AutoTokenizer.from_pretrained(tmp)
     model = Qwen2ForCausalLM(config).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=t.pretrain_lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=t.pretrain_lr, total_steps=t.pretrain_steps, pct_start=0.1)
@@ -85,10 +99,7 @@ def build_toy_model(model_cfg, folder: Path, device: str = "cpu") -> Path:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     model.eval().save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
     (tmp / "build.json").write_text(f'{{"final_loss": {loss.item():.4f}}}\n')
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)

@@ -1,0 +1,360 @@
+"""Local PPO for causal LMs (CPU or one GPU), as CleanRL writes it: the math in the variable names.
+
+LIMR trains with PPO (Schulman et al. 2017) in OpenRLHF; hyper-parameters keep OpenRLHF's names so
+one `ppo` config drives both trainers. Per rollout step:
+
+  1. sample `n_samples_per_prompt` responses for each of `rollout_batch_size` prompts (temperature, top_p)
+  2. reward r = LIMR's rule-based reward of each response (limr_exp.rewards)
+  3. per-token KL penalty to the frozen reference: r_t = -beta * (log pi_old - log pi_ref), plus r at the last token
+  4. advantages A_t:
+       gae                 delta_t = r_t + gamma V_{t+1} - V_t,  A_t = delta_t + gamma lambda A_{t+1}  (GAE, Schulman 2016)
+       group_norm          r normalised within its prompt's group (GRPO, Shao et al. 2024), then discounted returns
+       reinforce_baseline  r minus its group's mean, then discounted returns
+  5. `max_epochs` passes of clipped policy loss  -min(rho A, clip(rho, 1-eps, 1+eps) A),  rho = pi/pi_old,
+     and clipped value loss  0.5 max((V - R)^2, (V_old + clip(V - V_old, -c, c) - R)^2)  (gae only)
+
+Every sample's reward is kept as reward history (prompt_id, epoch = episode, step, reward, correct).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from limr_exp.data.problems import ProblemSet
+from limr_exp.errors import ConfigError, DataError
+from limr_exp.generation import position_ids, sample
+from limr_exp.io import write_json
+from limr_exp.rewards import RewardSettings, judge_batch
+from limr_exp.trajectories import History, read_table, write_table
+
+log = logging.getLogger(__name__)
+
+ESTIMATORS = ("gae", "group_norm", "reinforce_baseline")
+
+
+# ----------------------------------------------------------------------------- the math
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (x * mask).sum() / mask.sum().clamp(min=1)
+
+
+def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """log pi(token_t | prefix) from logits aligned with the tokens."""
+    return torch.gather(F.log_softmax(logits.float(), dim=-1), -1, tokens.unsqueeze(-1)).squeeze(-1)
+
+
+def kl_shaped_rewards(reward: torch.Tensor, logp_old: torch.Tensor, logp_ref: torch.Tensor, action_mask: torch.Tensor,
+                      kl_coef: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """r_t = -beta (log pi_old - log pi_ref) on every response token, plus the sequence reward on the last one."""
+    kl = (logp_old - logp_ref) * action_mask
+    r = -kl_coef * kl
+    last = (action_mask.cumsum(-1) == action_mask.sum(-1, keepdim=True)) & (action_mask > 0)
+    r = r + last.float() * reward.unsqueeze(-1)
+    return r, kl
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, action_mask: torch.Tensor, gamma: float, lambd: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation over response tokens; returns (advantages, returns)."""
+    values = values * action_mask
+    rewards = rewards * action_mask
+    advantages = torch.zeros_like(rewards)
+    last = torch.zeros(rewards.shape[0], device=rewards.device)
+    width = rewards.shape[1]
+    for t in reversed(range(width)):
+        next_value = values[:, t + 1] if t + 1 < width else torch.zeros_like(last)
+        delta = rewards[:, t] + gamma * next_value - values[:, t]
+        last = delta + gamma * lambd * last
+        advantages[:, t] = last
+    advantages = advantages * action_mask
+    return advantages, (advantages + values) * action_mask
+
+
+def discounted_returns(rewards: torch.Tensor, action_mask: torch.Tensor, gamma: float) -> torch.Tensor:
+    returns = torch.zeros_like(rewards)
+    running = torch.zeros(rewards.shape[0], device=rewards.device)
+    for t in reversed(range(rewards.shape[1])):
+        running = rewards[:, t] + gamma * running
+        returns[:, t] = running
+    return returns * action_mask
+
+
+def group_normalised(reward: torch.Tensor, group_size: int, baseline_only: bool = False) -> torch.Tensor:
+    """GRPO's (r - mean_group) / std_group, or only r - mean_group for reinforce_baseline."""
+    g = reward.view(-1, group_size)
+    centred = g - g.mean(dim=1, keepdim=True)
+    if baseline_only:
+        return centred.view(-1)
+    return (centred / (g.std(dim=1, keepdim=True, unbiased=False) + 1e-9)).view(-1)
+
+
+def policy_loss(logp: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Tensor, action_mask: torch.Tensor,
+                eps_clip: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """PPO's clipped surrogate (Schulman et al. 2017, Eq. 7), negated for minimisation; and the clip fraction."""
+    ratio = torch.exp(logp - logp_old)
+    surr1 = ratio * advantages
+    surr2 = ratio.clamp(1 - eps_clip, 1 + eps_clip) * advantages
+    loss = masked_mean(-torch.min(surr1, surr2), action_mask)
+    clipped = masked_mean(((ratio - 1).abs() > eps_clip).float(), action_mask)
+    return loss, clipped
+
+
+def value_loss(values: torch.Tensor, values_old: torch.Tensor, returns: torch.Tensor, action_mask: torch.Tensor,
+               value_clip: float) -> torch.Tensor:
+    """0.5 * max((V - R)^2, (V_old + clip(V - V_old, -c, c) - R)^2), averaged over response tokens."""
+    clipped = values_old + (values - values_old).clamp(-value_clip, value_clip)
+    return 0.5 * masked_mean(torch.max((values - returns) ** 2, (clipped - returns) ** 2), action_mask)
+
+
+# ----------------------------------------------------------------------------- models
+
+class Critic(torch.nn.Module):
+    """V(s_t): the policy's transformer body with a scalar head (initialised from the base model)."""
+
+    def __init__(self, causal_lm):
+        super().__init__()
+        self.body = copy.deepcopy(causal_lm.model)
+        self.head = torch.nn.Linear(causal_lm.config.hidden_size, 1)
+        torch.nn.init.zeros_(self.head.weight)
+        torch.nn.init.zeros_(self.head.bias)
+
+    def forward(self, input_ids, attention_mask):
+        hidden = self.body(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask)).last_hidden_state
+        return self.head(hidden).squeeze(-1).float()
+
+
+def response_logprobs(model, sequences, attention_mask, response_width: int) -> torch.Tensor:
+    logits = model(input_ids=sequences, attention_mask=attention_mask, position_ids=position_ids(attention_mask)).logits
+    return token_logprobs(logits[:, -response_width - 1:-1], sequences[:, -response_width:])
+
+
+def response_values(critic, sequences, attention_mask, response_width: int) -> torch.Tensor:
+    return critic(sequences, attention_mask)[:, -response_width - 1:-1]
+
+
+# ----------------------------------------------------------------------------- the trainer
+
+@dataclass
+class TrainResult:
+    history: History
+    checkpoint: Path
+    metrics: dict = field(default_factory=dict)
+
+
+class LocalPPOTrainer:
+    """PPO on a problem set; writes `<out>/checkpoint` (HF format, resumable) and `<out>/trajectories.parquet`."""
+
+    def __init__(self, cfg, problems: ProblemSet, out: Path, tracker=None, *, num_episodes: int | None = None,
+                 namespace: str = "train", device: str = "cpu"):
+        self.cfg, self.ppo, self.problems, self.out = cfg, cfg.ppo, problems, Path(out)
+        self.tracker, self.namespace, self.device = tracker, namespace, device
+        self.num_episodes = num_episodes or self.ppo.num_episodes
+        self.reward_settings = RewardSettings.from_cfg(cfg.reward)
+        p = self.ppo
+        if p.advantage_estimator not in ESTIMATORS:
+            raise ConfigError(f"ppo.advantage_estimator={p.advantage_estimator!r} is unknown: use one of {', '.join(ESTIMATORS)}")
+        if p.n_samples_per_prompt < 1:
+            raise ConfigError(f"ppo.n_samples_per_prompt={p.n_samples_per_prompt} must be at least 1")
+        if p.rollout_batch_size > len(problems):
+            raise ConfigError(f"ppo.rollout_batch_size={p.rollout_batch_size} is larger than the training set "
+                              f"({len(problems)} prompts): lower ppo.rollout_batch_size")
+        if p.advantage_estimator != "gae" and p.n_samples_per_prompt < 2:
+            raise ConfigError(f"ppo.advantage_estimator={p.advantage_estimator} compares samples of a prompt: "
+                              "set ppo.n_samples_per_prompt to 2 or more")
+        if any(not str(r["answer"]).strip() for r in problems.rows):
+            raise DataError("the training set has problems without an answer: every problem needs a reference answer")
+
+    # -- checkpoints
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.out / "checkpoint"
+
+    def _save(self, bundle, critic, opt_actor, opt_critic, history: History, state: dict) -> None:
+        """Write the whole resume point into a temp folder, then swap it in (never half a checkpoint)."""
+        tmp = self.out / "checkpoint.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        bundle.model.save_pretrained(tmp)
+        bundle.tokenizer.save_pretrained(tmp)
+        torch.save({"critic": critic.state_dict() if critic is not None else None,
+                    "opt_actor": opt_actor.state_dict(),
+                    "opt_critic": opt_critic.state_dict() if opt_critic is not None else None,
+                    "rng": {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}},
+                   tmp / "trainer_state.pt")
+        write_table(history, tmp / "trajectories.parquet")
+        write_json(tmp / "state.json", state)
+        old = self.out / "checkpoint.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if self.checkpoint_dir.exists():
+            self.checkpoint_dir.rename(old)
+        tmp.rename(self.checkpoint_dir)
+        shutil.rmtree(old, ignore_errors=True)
+        write_table(history, self.out / "trajectories.parquet")
+
+    def _load_state(self) -> dict | None:
+        state_file = self.checkpoint_dir / "state.json"
+        if not self.checkpoint_dir.exists():
+            return None
+        try:
+            state = json.loads(state_file.read_text())
+            if not (self.checkpoint_dir / "trainer_state.pt").exists():
+                raise ValueError("trainer_state.pt is missing")
+            return state
+        except (OSError, ValueError) as e:
+            raise DataError(f"the checkpoint {self.checkpoint_dir} is corrupt ({e}): delete that folder to start the run over") from None
+
+    # -- one rollout step
+    @torch.no_grad()
+    def _rollout(self, bundle, reference, critic, batch_rows: list[dict]) -> tuple[dict, dict, list]:
+        p = self.ppo
+        prompts = [bundle.render(r["prompt"]) for r in batch_rows]
+        bundle.model.eval()
+        s = sample(bundle.model, bundle.tokenizer, prompts, p.n_samples_per_prompt, temperature=p.temperature, top_p=p.top_p,
+                   max_new_tokens=p.generate_max_len, batch_size=p.micro_rollout_batch_size)
+        answers = [r["answer"] for r in batch_rows for _ in range(p.n_samples_per_prompt)]
+        judgements = judge_batch(s.texts, answers, self.reward_settings)
+        reward = torch.tensor([j.reward for j in judgements], dtype=torch.float32, device=self.device)
+        R = s.response_width
+        mask = s.action_mask.float()
+        logp_old = torch.cat([response_logprobs(bundle.model, s.sequences[i:i + p.micro_train_batch_size],
+                                                s.attention_mask[i:i + p.micro_train_batch_size], R)
+                              for i in range(0, len(s.texts), p.micro_train_batch_size)])
+        logp_ref = torch.cat([response_logprobs(reference, s.sequences[i:i + p.micro_train_batch_size],
+                                                s.attention_mask[i:i + p.micro_train_batch_size], R)
+                              for i in range(0, len(s.texts), p.micro_train_batch_size)])
+        if p.advantage_estimator == "gae":
+            values = torch.cat([response_values(critic, s.sequences[i:i + p.micro_train_batch_size],
+                                                s.attention_mask[i:i + p.micro_train_batch_size], R)
+                                for i in range(0, len(s.texts), p.micro_train_batch_size)])
+            shaped, kl = kl_shaped_rewards(reward, logp_old, logp_ref, mask, p.init_kl_coef)
+            advantages, returns = gae(shaped, values, mask, p.gamma, p.lambd)
+            mean, std = masked_mean(advantages, mask), masked_mean((advantages - masked_mean(advantages, mask)) ** 2, mask).sqrt()
+            advantages = (advantages - mean) / (std + 1e-8) * mask  # whitening, as OpenRLHF does for GAE
+        else:
+            values = torch.zeros_like(mask)
+            normed = group_normalised(reward, p.n_samples_per_prompt, baseline_only=p.advantage_estimator == "reinforce_baseline")
+            shaped, kl = kl_shaped_rewards(normed, logp_old, logp_ref, mask, p.init_kl_coef)
+            returns = discounted_returns(shaped, mask, p.gamma)
+            advantages = returns
+        batch = dict(sequences=s.sequences, attention_mask=s.attention_mask, mask=mask, logp_old=logp_old,
+                     values_old=values, advantages=advantages, returns=returns)
+        stats = {"reward_mean": reward.mean().item(), "accuracy": float(np.mean([j.correct for j in judgements])),
+                 "kl": masked_mean(kl, mask).item(), "response_length": mask.sum(-1).mean().item(),
+                 "format_error_rate": float(np.mean([j.reason not in ("correct", "wrong") for j in judgements]))}
+        return batch, stats, judgements
+
+    def _update(self, bundle, critic, opt_actor, opt_critic, batch: dict) -> dict:
+        p = self.ppo
+        n = batch["sequences"].shape[0]
+        R = batch["mask"].shape[1]
+        losses = {"policy_loss": [], "value_loss": [], "clip_frac": []}
+        bundle.model.train()
+        gen = torch.Generator().manual_seed(self.cfg.seed)
+        for _ in range(p.max_epochs):
+            order = torch.randperm(n, generator=gen)
+            for start in range(0, n, p.train_batch_size):
+                idx_step = order[start:start + p.train_batch_size]
+                n_micro = math.ceil(len(idx_step) / p.micro_train_batch_size)
+                opt_actor.zero_grad()
+                if opt_critic is not None:
+                    opt_critic.zero_grad()
+                for m in range(n_micro):
+                    idx = idx_step[m * p.micro_train_batch_size:(m + 1) * p.micro_train_batch_size]
+                    seq, attn, mask = batch["sequences"][idx], batch["attention_mask"][idx], batch["mask"][idx]
+                    logp = response_logprobs(bundle.model, seq, attn, R)
+                    pl, clip_frac = policy_loss(logp, batch["logp_old"][idx], batch["advantages"][idx], mask, p.eps_clip)
+                    (pl / n_micro).backward()
+                    losses["policy_loss"].append(pl.item())
+                    losses["clip_frac"].append(clip_frac.item())
+                    if opt_critic is not None:
+                        v = response_values(critic, seq, attn, R)
+                        vl = value_loss(v, batch["values_old"][idx], batch["returns"][idx], mask, p.value_clip)
+                        (vl / n_micro).backward()
+                        losses["value_loss"].append(vl.item())
+                torch.nn.utils.clip_grad_norm_(bundle.model.parameters(), p.max_norm)
+                opt_actor.step()
+                if opt_critic is not None:
+                    torch.nn.utils.clip_grad_norm_(critic.parameters(), p.max_norm)
+                    opt_critic.step()
+        bundle.model.eval()
+        return {k: float(np.mean(v)) for k, v in losses.items() if v}
+
+    # -- the loop
+    def fit(self, bundle) -> TrainResult:
+        """Train `bundle.model` in place; resumes from `<out>/checkpoint` when one is there."""
+        from tqdm.auto import tqdm
+
+        p = self.ppo
+        self.out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(self.cfg.seed)
+        reference = copy.deepcopy(bundle.model).eval()
+        for param in reference.parameters():
+            param.requires_grad_(False)
+        critic = Critic(bundle.model).to(self.device) if p.advantage_estimator == "gae" else None
+        opt_actor = torch.optim.Adam(bundle.model.parameters(), lr=p.actor_learning_rate)
+        opt_critic = torch.optim.Adam(critic.parameters(), lr=p.critic_learning_rate) if critic is not None else None
+        history = History.build([], [], [], [], [])
+        state = self._load_state()
+        if state is not None:
+            from transformers import AutoModelForCausalLM
+
+            try:
+                loaded = AutoModelForCausalLM.from_pretrained(self.checkpoint_dir, dtype=next(bundle.model.parameters()).dtype)
+                saved = torch.load(self.checkpoint_dir / "trainer_state.pt", weights_only=False)
+                bundle.model.load_state_dict(loaded.state_dict())
+                opt_actor.load_state_dict(saved["opt_actor"])
+                if critic is not None and saved["critic"] is not None:
+                    critic.load_state_dict(saved["critic"])
+                    opt_critic.load_state_dict(saved["opt_critic"])
+                history = read_table(self.checkpoint_dir / "trajectories.parquet")
+            except (OSError, RuntimeError, ValueError, KeyError) as e:
+                raise DataError(f"the checkpoint {self.checkpoint_dir} is corrupt ({type(e).__name__}): delete that folder to start the run over") from None
+            torch.set_rng_state(saved["rng"]["torch"])
+            log.info("%s: resuming from %s (step %d)", self.namespace, self.checkpoint_dir, state["global_step"])
+        else:
+            state = {"episode": 1, "batch": 0, "global_step": 0, "done": False}
+        rows = self.problems.rows
+        n_batches = math.ceil(len(rows) / p.rollout_batch_size)
+        total = self.num_episodes * n_batches
+        metrics: dict = {}
+        bar = tqdm(total=total, initial=state["global_step"], desc=self.namespace, unit="step", leave=False, disable=None)
+        t0 = time.perf_counter()
+        while not state["done"]:
+            episode, b = state["episode"], state["batch"]
+            order = list(range(len(rows)))
+            random.Random(self.cfg.seed * 1000 + episode).shuffle(order)
+            batch_rows = [rows[i] for i in order[b * p.rollout_batch_size:(b + 1) * p.rollout_batch_size]]
+            batch, stats, judgements = self._rollout(bundle, reference, critic, batch_rows)
+            stats.update(self._update(bundle, critic, opt_actor, opt_critic, batch))
+            state["global_step"] += 1
+            batch_ids = [r["id"] for r in batch_rows]
+            codes = [c for c in range(len(batch_ids)) for _ in range(p.n_samples_per_prompt)]
+            step_rows = History.build(batch_ids, codes, [episode] * len(codes), [state["global_step"]] * len(codes),
+                                      [j.reward for j in judgements], [j.correct for j in judgements])
+            history = history.concat(step_rows)
+            metrics = {f"{self.namespace}/{k}": v for k, v in stats.items()}
+            metrics[f"{self.namespace}/episode"] = episode
+            if self.tracker is not None:
+                self.tracker.log(metrics, step=state["global_step"])
+            bar.update(1)
+            bar.set_postfix(reward=f"{stats['reward_mean']:.2f}", acc=f"{stats['accuracy']:.2f}")
+            state["batch"] = b + 1
+            if state["batch"] >= n_batches:
+                state["episode"], state["batch"] = episode + 1, 0
+            state["done"] = state["episode"] > self.num_episodes
+            if state["done"] or state["global_step"] % max(1, self.cfg.trainer.save_steps) == 0:
+                self._save(bundle, critic, opt_actor, opt_critic, history, state)
+        bar.close()
+        metrics[f"{self.namespace}/seconds"] = time.perf_counter() - t0
+        return TrainResult(history, self.checkpoint_dir, metrics)
