@@ -45,6 +45,9 @@ def lim_trajectories(acc: np.ndarray, scored: np.ndarray, mean: np.ndarray, curv
     ax.plot(epochs, mean, color="black", linewidth=2.5, label="mean accuracy ā^k (scored prompts)")
     ax.set_xlim(epochs[0], epochs[-1] if len(epochs) > 1 else epochs[0] + 1)
     fig.colorbar(lines, ax=ax, label=f"score s_i (selected when ≥ θ = {theta:g})")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch k")
     ax.set_ylabel("accuracy a_i^k (share of samples correct)")
     ax.set_ylim(-0.03, 1.03)

@@ -1,0 +1,167 @@
+"""PPO math against hand-computed values, and the trainer's learning, resume and probe cache."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from limr_exp.training.ppo import (discounted_returns, gae, group_normalised, kl_shaped_rewards, masked_mean, policy_loss,
+                                   value_loss)
+
+
+def t(*rows):
+    return torch.tensor(rows, dtype=torch.float32)
+
+
+def test_gae_and_returns_by_hand():
+    rewards, values, mask = t([0.0, 0.0, 1.0]), t([0.5, 0.6, 0.7]), t([1.0, 1.0, 1.0])
+    adv, ret = gae(rewards, values, mask, gamma=1.0, lambd=0.5)
+    # delta = (0.1, 0.1, 0.3); A2 = 0.3, A1 = 0.1 + 0.5*0.3, A0 = 0.1 + 0.5*0.25
+    assert adv.tolist()[0] == pytest.approx([0.225, 0.25, 0.3])
+    assert ret.tolist()[0] == pytest.approx([0.725, 0.85, 1.0])
+    adv, ret = gae(rewards, values, mask, gamma=0.9, lambd=1.0)
+    assert adv.tolist()[0] == pytest.approx([0.31, 0.3, 0.3])
+    assert ret.tolist()[0] == pytest.approx([0.81, 0.9, 1.0])  # lambda = 1: the discounted return
+
+
+def test_gae_ignores_padding_after_the_response():
+    adv, ret = gae(t([0.0, 2.0, 5.0]), t([1.0, 1.0, 9.0]), t([1.0, 1.0, 0.0]), gamma=1.0, lambd=1.0)
+    assert adv.tolist()[0] == pytest.approx([1.0, 1.0, 0.0]) and ret.tolist()[0] == pytest.approx([2.0, 2.0, 0.0])
+
+
+def test_discounted_returns():
+    assert discounted_returns(t([1.0, 0.0, 2.0]), t([1.0, 1.0, 1.0]), 0.5).tolist()[0] == pytest.approx([1.5, 1.0, 2.0])
+
+
+def test_kl_penalty_per_token_and_reward_on_the_last_token():
+    r, kl = kl_shaped_rewards(torch.tensor([1.0]), t([-1.0, -2.0, 0.0]), t([-1.5, -1.0, 0.0]), t([1.0, 1.0, 0.0]), 0.1)
+    assert kl.tolist()[0] == pytest.approx([0.5, -1.0, 0.0])
+    assert r.tolist()[0] == pytest.approx([-0.05, 0.1 + 1.0, 0.0])
+
+
+def test_clipped_policy_loss():
+    logp_old = torch.log(t([0.2, 0.2]))
+    logp = torch.log(t([0.3, 0.3]))  # ratio 1.5 on both tokens
+    mask = t([1.0, 1.0])
+    loss, frac = policy_loss(logp, logp_old, t([1.0, 1.0]), mask, eps_clip=0.2)
+    assert loss.item() == pytest.approx(-1.2) and frac.item() == 1.0  # positive advantage: the clip caps the gain
+    loss, _ = policy_loss(logp, logp_old, t([-1.0, -1.0]), mask, eps_clip=0.2)
+    assert loss.item() == pytest.approx(1.5)  # negative advantage: the pessimistic (unclipped) term
+    loss, frac = policy_loss(logp_old, logp_old, t([2.0, -1.0]), mask, 0.2)
+    assert loss.item() == pytest.approx(-0.5) and frac.item() == 0.0
+
+
+def test_clipped_value_loss():
+    assert value_loss(t([1.0]), t([0.5]), t([0.8]), t([1.0]), 0.2).item() == pytest.approx(0.02)
+    assert value_loss(t([0.6]), t([0.5]), t([0.8]), t([1.0]), 0.2).item() == pytest.approx(0.5 * 0.04)
+    assert value_loss(t([1.0]), t([0.5]), t([1.5]), t([1.0]), 0.2).item() == pytest.approx(0.5 * 0.64)  # clipped is worse
+
+
+def test_group_norm_and_reinforce_baseline():
+    r = torch.tensor([1.0, -0.5, 1.0, -1.0])
+    assert group_normalised(r, 2).tolist() == pytest.approx([1.0, -1.0, 1.0, -1.0])
+    assert group_normalised(r, 2, baseline_only=True).tolist() == pytest.approx([0.75, -0.75, 1.0, -1.0])
+    assert group_normalised(torch.tensor([1.0, 1.0]), 2).tolist() == [0.0, 0.0]  # no signal in a solved group
+    assert masked_mean(t([1.0, 3.0]), t([1.0, 0.0])).item() == 1.0
+
+
+# ----------------------------------------------------------------------------- the trainer end to end
+
+from limr_exp.data import load_problems  # noqa: E402
+from limr_exp.pipeline import run  # noqa: E402
+from limr_exp.training import train  # noqa: E402
+
+from conftest import compose_cfg  # noqa: E402
+
+LEARNABLE = [  # level-1 sums; a base model that boxes 30% of its answers; RL must learn the format
+    "dataset.toy.levels=[1]", "dataset.toy.n_train=24", "dataset.toy.n_test=8",
+    "model.toy.hidden_size=64", "model.toy.intermediate_size=192", "model.toy.pretrain_steps=150",
+    "model.toy.pretrain_examples=1500", "model.toy.pretrain_levels=[1]", "model.toy.box_rates=[0.3]", "model.toy.pretrain_lr=3e-3",
+    "ppo.rollout_batch_size=12", "ppo.n_samples_per_prompt=8", "ppo.micro_rollout_batch_size=96", "ppo.train_batch_size=96",
+    "ppo.micro_train_batch_size=48", "ppo.generate_max_len=8", "ppo.actor_learning_rate=1e-3", "ppo.init_kl_coef=0.0",
+]
+
+
+def test_mean_reward_rises_on_a_learnable_set(tmp_path):
+    cfg = compose_cfg(LEARNABLE + ["ppo.num_episodes=5", f"cache_dir={tmp_path}/cache"])
+    result = train(cfg, load_problems(cfg.dataset), tmp_path / "train")
+    h = result.history
+    first, last = h.reward[h.epoch == 1].mean(), h.reward[h.epoch == h.epoch.max()].mean()
+    assert last > first + 0.3, (first, last)
+    assert set(h.prompt_ids) == set(load_problems(cfg.dataset).ids)
+    assert (tmp_path / "train" / "checkpoint" / "config.json").exists()
+
+
+@pytest.mark.parametrize("estimator", ["gae", "reinforce_baseline"])
+def test_other_estimators_run(tmp_path, estimator):
+    cfg = compose_cfg(LEARNABLE + ["ppo.num_episodes=1", f"ppo.advantage_estimator={estimator}", f"cache_dir={tmp_path}/cache"])
+    result = train(cfg, load_problems(cfg.dataset), tmp_path / "train")
+    assert result.history.num_rows == 24 * 8 and "train/reward_mean" in result.metrics
+
+
+def test_resume_after_interruption_has_no_duplicate_rows(tmp_path, monkeypatch):
+    from limr_exp.training import ppo
+
+    cfg = compose_cfg(LEARNABLE + ["ppo.num_episodes=2", f"cache_dir={tmp_path}/cache"])
+    problems = load_problems(cfg.dataset)
+    calls = {"n": 0}
+    original = ppo.LocalPPOTrainer._update
+
+    def crash_on_third(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # the run is killed mid-way
+        return original(self, *args)
+
+    monkeypatch.setattr(ppo.LocalPPOTrainer, "_update", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, problems, tmp_path / "train")
+    state = json.loads((tmp_path / "train" / "checkpoint" / "state.json").read_text())
+    assert state["global_step"] == 2 and not state["done"]
+    monkeypatch.setattr(ppo.LocalPPOTrainer, "_update", original)
+    h = train(cfg, problems, tmp_path / "train").history
+    assert h.num_rows == 2 * 24 * 8  # 2 episodes x 24 prompts x 8 samples, none twice
+    keys = list(zip(h.codes.tolist(), h.step.tolist()))
+    assert len(set(h.step.tolist())) == 4 and sorted(set(h.epoch.tolist())) == [1, 2]
+    assert len(keys) == len(h.codes)
+    again = train(cfg, problems, tmp_path / "train").history  # a finished run is not trained again
+    assert again.num_rows == h.num_rows
+
+
+def test_corrupt_checkpoint_is_one_clear_error(tmp_path):
+    from limr_exp.errors import DataError
+
+    cfg = compose_cfg(LEARNABLE + ["ppo.num_episodes=1", f"cache_dir={tmp_path}/cache"])
+    ckpt = tmp_path / "train" / "checkpoint"
+    ckpt.mkdir(parents=True)
+    (ckpt / "state.json").write_text("{not json")
+    with pytest.raises(DataError, match="corrupt.*delete that folder"):
+        train(cfg, load_problems(cfg.dataset), tmp_path / "train")
+
+
+def test_probe_is_cached_across_runs(tmp_path, caplog):
+    import logging
+
+    overrides = ["experiment=smoke", "stages=[select]", "logger=[]", f"cache_dir={tmp_path}/cache"]
+    caplog.set_level(logging.INFO, logger="limr_exp")
+    run(compose_cfg(overrides, output_dir=tmp_path / "a"))
+    assert any("probe: RL on all" in r.message for r in caplog.records)
+    caplog.clear()
+    run(compose_cfg(overrides + ["theta=0.3"], output_dir=tmp_path / "b"))  # a theta sweep reuses the probe
+    assert any("reusing the cached probe" in r.message for r in caplog.records)
+    assert not any("probe: RL on all" in r.message for r in caplog.records)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["ppo.n_samples_per_prompt=0"], "ppo.n_samples_per_prompt"),
+    (["ppo.rollout_batch_size=1000"], "ppo.rollout_batch_size"),
+    (["model.path=/no/such/model"], "model.path"),
+])
+def test_bad_training_input(tmp_path, overrides, message):
+    from limr_exp.errors import LimrError
+
+    cfg = compose_cfg(LEARNABLE + ["ppo.num_episodes=1", f"cache_dir={tmp_path}/cache"] + overrides)
+    with pytest.raises(LimrError, match=message):
+        train(cfg, load_problems(cfg.dataset), tmp_path / "train")
