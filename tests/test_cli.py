@@ -84,3 +84,29 @@ def test_bad_input_exits_with_one_clear_line(tmp_path, select_inputs, case):
     assert len(err) == 1 and err[0].startswith("limr-exp: error: ") and key in err[0], r.stderr
     assert "Traceback" not in r.stderr + r.stdout
     assert not (out / "selection" / "selected.jsonl").exists()
+
+
+def test_smoke_experiment_end_to_end(tmp_path):
+    """experiment=smoke runs every stage: probe, LIM selection, training, evaluation, summary table."""
+    out = tmp_path / "run"
+    r = cli("experiment=smoke", f"cache_dir={tmp_path}/cache", f"hydra.run.dir={out}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    for path in ("selection/scores.parquet", "selection/selected.jsonl", "plots/lim_trajectories.png",
+                 "train/trajectories.parquet", "train/checkpoint/config.json", "train/checkpoint/model.safetensors",
+                 "eval/toy_test.jsonl", "eval/metrics.json", "eval/base_metrics.json", "metrics.jsonl"):
+        assert (out / path).exists(), path
+    metrics = json.loads((out / "eval" / "metrics.json").read_text())
+    assert set(metrics) == {"benchmarks", "avg"} and metrics["benchmarks"]["toy_test"]["n_samples"] == 10
+    sample = json.loads(open(out / "eval" / "toy_test.jsonl").readline())
+    assert {"prompt", "responses", "extracted", "rewards"} <= set(sample)
+    tail = r.stdout.strip().splitlines()
+    assert "limr-exp summary" in r.stdout and any(line.startswith("time eval") for line in tail[-4:])
+    assert any("accuracy toy_test" in line and "base" in line and "trained" in line for line in tail)
+
+
+def test_training_bad_input_via_cli(tmp_path):
+    r = cli("experiment=smoke", f"cache_dir={tmp_path}/cache", "ppo.rollout_batch_size=500", "stages=[train]",
+            "logger=[]", f"hydra.run.dir={tmp_path}/run")
+    err = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode != 0 and len(err) == 1 and "ppo.rollout_batch_size" in err[0], r.stderr
+    assert not (tmp_path / "run" / "train" / "checkpoint").exists()
