@@ -253,6 +253,11 @@ def validate(cfg: DictConfig) -> None:
     _require(cfg.probe.episodes >= 1, f"probe.episodes={cfg.probe.episodes} must be at least 1")
     _require(cfg.reward.timeout_s > 0, f"reward.timeout_s={cfg.reward.timeout_s} must be positive")
     _require(cfg.eval.backend in ("hf", "vllm"), f"eval.backend={cfg.eval.backend!r} is unknown: use hf or vllm")
+    if cfg.eval.backend == "vllm" and "eval" in cfg.stages:
+        import importlib.util
+
+        _require(importlib.util.find_spec("vllm") is not None,
+                 "eval.backend=vllm needs vLLM, which is not installed: pip install 'limr-exp[vllm]' on a CUDA machine, or use eval.backend=hf")
     _require(cfg.trainer.device in ("auto", "cpu", "cuda"), f"trainer.device={cfg.trainer.device!r} is unknown: use auto, cpu or cuda")
 
 
