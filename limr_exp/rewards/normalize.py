@@ -19,16 +19,22 @@ _TEXT_CMD = re.compile(r"\\(?:text|textbf|textit|mbox|operatorname)\s*\{([^{}]*)
 _TRAILING_UNITS = re.compile(r"^(.*?\d)\s*\\(?:text|mbox|mathrm)\s*\{\s*[a-zA-Z][a-zA-Z ./^\d-]*\}(\^\s*\{?\d\}?)?\s*$")
 _LHS = re.compile(r"^\s*[a-zA-Z](?:_\{?\w+\}?)?\s*=\s*(?P<rhs>[^=<>]+)$")
 _THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
-_WRAPPERS = [(re.compile(r"^\$+(.*?)\$+$", re.S), 1), (re.compile(r"^\\\((.*)\\\)$", re.S), 1), (re.compile(r"^\\\[(.*)\\\]$", re.S), 1)]
+_WRAPPERS = [re.compile(r"^\$+(.*?)\$+$", re.S), re.compile(r"^\\\((.*)\\\)$", re.S), re.compile(r"^\\\[(.*)\\\]$", re.S)]
+
+
+def strip_delimiters(answer: str) -> str:
+    """'$x$', '\\(x\\)', '\\[x\\]' -> 'x'."""
+    s = answer.strip()
+    for pattern in _WRAPPERS:
+        m = pattern.match(s)
+        if m:
+            s = m.group(1).strip()
+    return s
 
 
 def normalize(answer: str) -> str:
     """A canonical spelling of a LaTeX answer; equal strings mean equal answers."""
-    s = answer.strip()
-    for pattern, group in _WRAPPERS:
-        m = pattern.match(s)
-        if m:
-            s = m.group(group).strip()
+    s = strip_delimiters(answer)
     m = _TRAILING_UNITS.match(s)  # "5 \text{ cm}" -> "5"
     if m:
         s = m.group(1)
@@ -80,11 +86,7 @@ def as_rational(s: str) -> Fraction | None:
 
 def light_clean(answer: str) -> str:
     """What Math-Verify gets: delimiters, \\dfrac, spacing commands and thousands marks tidied, spacing kept."""
-    s = answer.strip()
-    for pattern, group in _WRAPPERS:
-        m = pattern.match(s)
-        if m:
-            s = m.group(group).strip()
+    s = strip_delimiters(answer)
     s = re.sub(r"\\[dt]frac", r"\\frac", s)
     s = re.sub(r"\\!|\{,\}", "", s)
     s = re.sub(r"\\\$", "", s)
