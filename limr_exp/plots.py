@@ -88,7 +88,10 @@ class BackgroundPlotter:
 
         if not hasattr(os, "fork"):
             return self
+        import gc
+
         read_fd, write_fd = os.pipe()
+        gc.freeze()  # the child then leaves inherited objects (and their pages) alone
         pid = os.fork()
         if pid == 0:  # child: warm up matplotlib, then render what the parent sends
             code = 1
@@ -110,6 +113,7 @@ class BackgroundPlotter:
                 traceback.print_exc()
             finally:
                 os._exit(code)
+        gc.unfreeze()
         os.close(read_fd)
         self._pid, self._write_fd = pid, write_fd
         return self

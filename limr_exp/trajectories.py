@@ -239,13 +239,16 @@ def _map_parallel(fn: Callable, items: list, workers: int) -> Iterable:
     """Parse files in forked workers when there are enough to pay for it (results in order)."""
     if workers <= 1 or len(items) < 8 or "fork" not in __import__("multiprocessing").get_all_start_methods():
         return map(fn, items)
+    import gc
     import multiprocessing as mp
 
+    gc.freeze()  # keep the collector from touching (and so copying) every inherited page in the workers
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork"))
     try:
         return list(pool.map(fn, items, chunksize=max(1, len(items) // (workers * 4))))
     finally:
         pool.shutdown()
+        gc.unfreeze()
 
 
 def import_numbered_dumps(folder: str | os.PathLike, kind: str, steps_per_epoch: int, max_epochs: int | None,
