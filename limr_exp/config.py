@@ -185,9 +185,22 @@ class Config:
     run_name: str = "run"
 
 
+def run_name(selector: str, theta, size, seed) -> str:
+    """A name that tells runs apart: lim-theta0.6-seed42, random-n1389-seed42, full-seed42."""
+    if selector == "full":
+        base = "full"
+    elif size not in (None, "None", "null"):
+        base = f"{selector}-n{size}"
+    else:
+        base = f"{selector}-theta{theta}"
+    return f"{base}-seed{seed}"
+
+
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="limr_schema", node=Config)
+    if not OmegaConf.has_resolver("limr_run_name"):
+        OmegaConf.register_new_resolver("limr_run_name", run_name)
 
 
 register_configs()

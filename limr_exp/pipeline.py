@@ -23,7 +23,7 @@ from limr_exp.config import theta_value, validate
 from limr_exp.data import ProblemSet, load_problems
 from limr_exp.errors import ConfigError, LimrError
 from limr_exp.io import atomic_path, write_jsonl
-from limr_exp.tracking import Tracker
+from limr_exp.tracking import RunInfo, Tracker
 
 log = logging.getLogger("limr_exp")
 
@@ -80,6 +80,11 @@ def select_stage(cfg: DictConfig, problems: ProblemSet, out: Path, tracker: Trac
     finally:
         if not plotter_done:
             plotter.cancel()
+    tracker.log_artifact(sel_dir / "selected.jsonl", "dataset")
+    tracker.log_table("selection/scores", [{"prompt_id": i, "score": None if np.isnan(sc) else float(sc), "selected": bool(k)}
+                                           for i, sc, k in zip(result.ids, result.scores, result.selected)])
+    for png in sorted((out / "plots").glob("*.png")):
+        tracker.log_artifact(png, "plots")
     n, n_sel = len(problems), result.n_selected
     log.info("selection: %s theta=%g: scored %d of %d prompts, selected %d (%.1f%%)",
              cfg.selector.name, theta, result.n_scored, n, n_sel, 100.0 * n_sel / max(n, 1))
@@ -151,13 +156,24 @@ def summary_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def run(cfg: DictConfig) -> dict:
+def run_info(cfg: DictConfig, out: Path, sweep_dir: Path | None = None, job_num: int | None = None) -> RunInfo:
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.to_container(cfg, resolve=False)
+    try:
+        name = str(cfg.run_name)
+    except Exception:  # an unresolvable name must not hide the real error
+        name = out.name
+    return RunInfo(out, name, str(cfg.selector.name), config, sweep_dir, job_num)
+
+
+def run(cfg: DictConfig, sweep_dir: Path | None = None, job_num: int | None = None) -> dict:
     """Run the configured stages; returns a summary (subset size, metrics, time per stage)."""
-    validate(cfg)
     out = run_dir_of(cfg)
     out.mkdir(parents=True, exist_ok=True)
     summary: dict = {"timings": {}}
-    with Tracker(cfg.logger, out) as tracker:
+    with Tracker(cfg.logger, run_info(cfg, out, sweep_dir, job_num)) as tracker:
+        validate(cfg)
         t = time.perf_counter()
         problems = load_problems(cfg.dataset)
         summary["n_prompts"] = len(problems)
@@ -176,19 +192,26 @@ def run(cfg: DictConfig) -> dict:
             t = time.perf_counter()
             summary["metrics"], summary["base_metrics"] = eval_stage(cfg, checkpoint, out, tracker)
             summary["timings"]["eval"] = time.perf_counter() - t
+            tracker.log_artifact(out / "eval" / "metrics.json", "eval")
+        tracker.log({f"time/{k}": v for k, v in summary["timings"].items()})
     if "metrics" in summary or "train" in cfg.stages:
         print(summary_table(summary), flush=True)
     return summary
 
 
 def cli_run(cfg: DictConfig) -> None:
-    """Entry point for `python -m limr_exp`: the run folder from Hydra, user errors as one line."""
+    """Entry point for `python -m limr_exp`: the run folder from Hydra, user errors as one line.
+    In a multirun a failed job is recorded (status.json, W&B, MLflow FAILED) and the others go on."""
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
+    hc = HydraConfig.get()
+    multirun = hc.mode == RunMode.MULTIRUN
     try:
         if cfg.output_dir is None:
-            cfg.output_dir = HydraConfig.get().runtime.output_dir
-        run(cfg)
+            cfg.output_dir = hc.runtime.output_dir
+        run(cfg, Path(hc.sweep.dir) if multirun else None, hc.job.num if multirun else None)
     except LimrError as e:
-        print(f"limr-exp: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        print(f"limr-exp: error: {e}", file=sys.stderr, flush=True)
+        if not multirun:
+            sys.exit(2)

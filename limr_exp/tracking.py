@@ -1,54 +1,225 @@
-"""One Tracker that fans out metrics to the configured loggers; always closed in `finally`.
+"""One Tracker that fans metrics out to the configured loggers and is always closed in `finally`.
 
-Loggers: `jsonl` (metrics as JSON lines in the run folder). `logger=[]` tracks nothing.
+Loggers (`logger=[...]`): `jsonl` (metrics.jsonl in the run folder), `wandb` (offline by default,
+files inside the run folder, grouped by multirun), `mlflow` (a SQLite store under outputs/ by
+default; a parent run per multirun with a nested run per job). `logger=[]` tracks nothing.
+A job that fails is recorded as failed (W&B exit code 1, MLflow FAILED, `status.json`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import time
 from pathlib import Path
 from typing import Any, Mapping
 
 from limr_exp.errors import ConfigError
+from limr_exp.io import write_json
+
+log = logging.getLogger("limr_exp")
+
+
+class RunInfo:
+    """What loggers need to know about the job: names, grouping, its config."""
+
+    def __init__(self, run_dir: Path, name: str, job_type: str, config: dict, sweep_dir: Path | None = None,
+                 job_num: int | None = None, tags: list[str] | None = None):
+        self.run_dir, self.name, self.job_type, self.config = Path(run_dir), name, job_type, config
+        self.sweep_dir, self.job_num, self.tags = sweep_dir, job_num, tags or []
+
+    @property
+    def group(self) -> str | None:
+        """The multirun id shared by every job of a sweep (written by the sweep callback)."""
+        if self.sweep_dir is None:
+            return None
+        info = self.sweep_dir / "multirun.json"
+        if info.exists():
+            return json.loads(info.read_text())["id"]
+        return self.sweep_dir.name
+
+
+def flatten(d: Mapping, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, key + "."))
+        elif isinstance(v, (list, tuple)):
+            out[key] = json.dumps(v, default=str)[:500]
+        else:
+            out[key] = v
+    return out
 
 
 class JsonlLogger:
-    def __init__(self, run_dir: Path, filename: str = "metrics.jsonl"):
-        run_dir.mkdir(parents=True, exist_ok=True)
-        self._f = open(run_dir / filename, "a", encoding="utf-8")
+    def __init__(self, info: RunInfo, filename: str = "metrics.jsonl"):
+        info.run_dir.mkdir(parents=True, exist_ok=True)
+        self._f = open(info.run_dir / filename, "a", encoding="utf-8")
 
     def log(self, metrics: Mapping[str, Any], step: int | None) -> None:
         self._f.write(json.dumps({"time": time.time(), "step": step, **metrics}, default=float) + "\n")
         self._f.flush()
+
+    def log_artifact(self, path: Path, kind: str) -> None:
+        pass
+
+    def log_table(self, name: str, rows: list[dict]) -> None:
+        pass
 
     def finish(self, status: str) -> None:
         self._f.write(json.dumps({"time": time.time(), "status": status}) + "\n")
         self._f.close()
 
 
-LOGGERS = {"jsonl": JsonlLogger}
+class WandbLogger:
+    """Weights & Biases; offline unless `mode=online`, run files under `<run folder>/wandb/`."""
+
+    def __init__(self, info: RunInfo, project: str = "limr-exp", entity: str | None = None, mode: str = "offline",
+                 tags: list | None = None):
+        try:
+            import wandb
+        except ImportError:
+            raise ConfigError("logger=wandb needs the wandb package: pip install wandb (or drop it: 'logger=[jsonl]')") from None
+        os.environ.setdefault("WANDB_SILENT", "true")
+        self.wandb = wandb
+        self.run = wandb.init(project=project, entity=entity, mode=mode, dir=str(info.run_dir), name=info.name,
+                              group=info.group, job_type=info.job_type, tags=list(tags or []) + info.tags,
+                              config=info.config, reinit="finish_previous")
+
+    def log(self, metrics: Mapping[str, Any], step: int | None) -> None:
+        self.run.log(dict(metrics))
+
+    def log_artifact(self, path: Path, kind: str) -> None:
+        art = self.wandb.Artifact(f"{self.run.name or 'run'}-{path.stem}".replace("/", "-"), type=kind)
+        art.add_file(str(path))
+        self.run.log_artifact(art)
+
+    def log_table(self, name: str, rows: list[dict]) -> None:
+        if rows:
+            columns = list(rows[0])
+            self.run.log({name: self.wandb.Table(columns=columns, data=[[r.get(c) for c in columns] for r in rows])})
+
+    def finish(self, status: str) -> None:
+        self.run.finish(exit_code=0 if status == "finished" else 1)
+
+
+class MlflowLogger:
+    """MLflow with a real tracking store (SQLite by default); nested under the sweep's parent run."""
+
+    def __init__(self, info: RunInfo, tracking_uri: str | None = None, experiment: str = "limr-exp",
+                 artifact_root: str | None = None):
+        try:
+            import mlflow
+        except ImportError:
+            raise ConfigError("logger=mlflow needs the mlflow package: pip install mlflow (or drop it: 'logger=[jsonl]')") from None
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        self.mlflow = mlflow
+        uri = tracking_uri or default_tracking_uri()
+        mlflow.set_tracking_uri(uri)
+        experiment_id = ensure_experiment(mlflow, experiment, artifact_root)
+        parent = parent_run_id(info.sweep_dir)
+        self.client = mlflow.MlflowClient(uri)
+        tags = {"selector": info.job_type}
+        if parent:
+            tags["mlflow.parentRunId"] = parent
+        self.run_id = self.client.create_run(experiment_id, run_name=info.name, tags=tags).info.run_id
+        params = flatten(info.config)
+        items = list(params.items())
+        for i in range(0, len(items), 100):
+            self.client.log_batch(self.run_id, params=[mlflow.entities.Param(k, str(v)[:6000]) for k, v in items[i:i + 100]])
+
+    def log(self, metrics: Mapping[str, Any], step: int | None) -> None:
+        now = int(time.time() * 1000)
+        ms = [self.mlflow.entities.Metric(k.replace("@", "_"), float(v), now, step or 0)
+              for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if ms:
+            self.client.log_batch(self.run_id, metrics=ms)
+
+    def log_artifact(self, path: Path, kind: str) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path=kind)
+
+    def log_table(self, name: str, rows: list[dict]) -> None:
+        pass
+
+    def finish(self, status: str) -> None:
+        self.client.set_terminated(self.run_id, status="FINISHED" if status == "finished" else "FAILED")
+
+
+LOGGERS = {"jsonl": JsonlLogger, "wandb": WandbLogger, "mlflow": MlflowLogger}
+
+
+def default_tracking_uri() -> str:
+    path = Path("outputs").resolve() / "mlflow.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def ensure_experiment(mlflow, name: str, artifact_root: str | None = None) -> str:
+    exp = mlflow.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    uri = mlflow.get_tracking_uri()
+    if artifact_root is None and uri.startswith("sqlite:///"):
+        artifact_root = (Path(uri[len("sqlite:///"):]).parent / "mlartifacts").resolve().as_uri()
+    try:
+        return mlflow.create_experiment(name, artifact_location=artifact_root)
+    except Exception:  # created meanwhile by a parallel job
+        return mlflow.get_experiment_by_name(name).experiment_id
+
+
+def parent_run_id(sweep_dir: Path | None) -> str | None:
+    if sweep_dir is None or not (sweep_dir / "multirun.json").exists():
+        return None
+    return json.loads((sweep_dir / "multirun.json").read_text()).get("mlflow_parent_run_id")
 
 
 class Tracker:
-    """Fans metrics out to every configured logger. Use as a context manager."""
+    """Fans metrics out to every configured logger. Use as a context manager; the status of the
+    job (finished or failed) goes to every logger and to `<run folder>/status.json`."""
 
-    def __init__(self, logger_cfg: Mapping[str, Any] | None, run_dir: Path):
+    def __init__(self, logger_cfg: Mapping[str, Any] | None, info: RunInfo | Path):
+        if not isinstance(info, RunInfo):
+            info = RunInfo(Path(info), Path(info).name, "run", {})
+        self.info = info
         self.backends = []
-        for name, opts in (logger_cfg or {}).items():
-            if name not in LOGGERS:
-                raise ConfigError(f"unknown logger {name!r}: use a list drawn from {sorted(LOGGERS)}, or 'logger=[]'")
-            self.backends.append(LOGGERS[name](run_dir, **dict(opts or {})))
         self.status = "finished"
+        self.error: str | None = None
+        try:
+            for name, opts in (logger_cfg or {}).items():
+                if name not in LOGGERS:
+                    raise ConfigError(f"unknown logger {name!r}: use a list drawn from {sorted(LOGGERS)}, or 'logger=[]'")
+                self.backends.append(LOGGERS[name](info, **dict(opts or {})))
+        except BaseException:
+            self.status = "failed"
+            self.close()
+            raise
 
     def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         for b in self.backends:
             b.log(metrics, step)
 
+    def log_artifact(self, path: Path, kind: str) -> None:
+        for b in self.backends:
+            b.log_artifact(Path(path), kind)
+
+    def log_table(self, name: str, rows: list[dict]) -> None:
+        for b in self.backends:
+            b.log_table(name, rows)
+
     def close(self) -> None:
         for b in self.backends:
-            b.finish(self.status)
+            try:
+                b.finish(self.status)
+            except Exception as e:  # a logger failing to close must not hide the run's own outcome
+                log.warning("closing a logger failed: %s", e)
         self.backends = []
+        status = {"status": self.status, "time": time.time()}
+        if self.error:
+            status["error"] = self.error
+        write_json(self.info.run_dir / "status.json", status)
 
     def __enter__(self) -> "Tracker":
         return self
@@ -56,4 +227,5 @@ class Tracker:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
             self.status = "failed"
+            self.error = f"{exc_type.__name__}: {exc}"
         self.close()

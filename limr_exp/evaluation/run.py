@@ -65,6 +65,10 @@ def evaluate(cfg, bundle, out: Path, tracker=None, prefix: str = "eval") -> dict
                          "extracted": [j.extracted for j in js], "rewards": [j.reward for j in js],
                          "correct": [j.correct for j in js], "reasons": [j.reason for j in js]})
         write_jsonl(out / f"{bench.name}.jsonl", rows)
+        if tracker is not None:
+            tracker.log_table(f"{prefix}/{bench.name}/samples", [
+                {"id": r["id"], "prompt": r["prompt"], "answer": r["answer"], "response": r["responses"][0],
+                 "extracted": r["extracted"][0], "reward": r["rewards"][0]} for r in rows[:200]])
         acc = float(np.mean([j.correct for j in judgements])) if judgements else 0.0
         results[bench.name] = {"acc": acc, "n_samples": len(judgements)}
         log.info("%s/%s: accuracy %.1f%% over %d samples", prefix, bench.name, 100 * acc, len(judgements))

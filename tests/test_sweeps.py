@@ -1,0 +1,148 @@
+"""Multiruns as researchers run them: W&B and MLflow read back, the report, failures, the notebook."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from limr_exp.config import run_name
+from limr_exp.report import main as report_main
+
+from conftest import ROOT
+from test_cli import cli
+
+
+def wandb_records(run_file: Path):
+    """The records of an offline W&B run file (LevelDB-log framing of wandb_internal_pb2.Record)."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data, pos, block, pending = run_file.read_bytes(), 7, 32768, b""
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:
+            pos += block - pos % block
+            continue
+        length, kind = int.from_bytes(data[pos + 4:pos + 6], "little"), data[pos + 6]
+        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+        if kind == 0:
+            continue
+        if kind in (1, 4):
+            record = pb.Record()
+            record.ParseFromString(pending + chunk)
+            pending = b""
+            yield record
+        else:
+            pending = (pending if kind == 3 else b"") + chunk
+
+
+def history_value(item):
+    """A logged value: JSON-encoded in older files, a typed field in newer ones."""
+    if item.value_json:
+        return json.loads(item.value_json)
+    oneof = item.DESCRIPTOR.oneofs[0].name if item.DESCRIPTOR.oneofs else None
+    return getattr(item, item.WhichOneof(oneof)) if oneof and item.WhichOneof(oneof) else None
+
+
+def wandb_summary(job: Path) -> dict:
+    files = list((job / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(files) == 1, files
+    out = {"history": {}}
+    for rec in wandb_records(files[0]):
+        kind = rec.WhichOneof("record_type")
+        if kind == "run":
+            out.update(group=rec.run.run_group, job_type=rec.run.job_type, name=rec.run.display_name,
+                       config={i.key: json.loads(i.value_json) for i in rec.run.config.update})
+        elif kind == "history":
+            for item in rec.history.item:
+                out["history"][item.key or "/".join(item.nested_key)] = history_value(item)
+        elif kind == "exit":
+            out["exit_code"] = rec.exit.exit_code
+    return out
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    s = tmp_path_factory.mktemp("sweep")
+    r = cli("-m", "experiment=smoke", "selector=lim,linear", "theta=0.4,0.6", f"hydra.sweep.dir={s}",
+            f"logger.mlflow.tracking_uri=sqlite:///{s}/mlflow.db", f"cache_dir={s}/cache")
+    assert r.returncode == 0, r.stderr[-3000:]
+    return s
+
+
+def test_run_names_tell_runs_apart():
+    assert run_name("lim", 0.6, None, 42) == "lim-theta0.6-seed42"
+    assert run_name("random", 0.6, 1389, 1) == "random-n1389-seed1"
+    assert run_name("full", 0.6, None, 3) == "full-seed3"
+
+
+def test_sweep_jobs_have_results_and_wandb_runs_carry_the_group(sweep):
+    jobs = sorted(p for p in sweep.iterdir() if (p / ".hydra").is_dir())
+    assert [j.name for j in jobs] == ["0_lim-theta0.4-seed42", "1_lim-theta0.6-seed42", "2_linear-theta0.4-seed42",
+                                      "3_linear-theta0.6-seed42"]
+    group = json.loads((sweep / "multirun.json").read_text())["id"]
+    for job in jobs:
+        assert (job / "eval" / "metrics.json").exists()
+        w = wandb_summary(job)
+        assert w["group"] == group and w["job_type"] == job.name.split("_")[1].split("-")[0]
+        assert w["name"] == job.name.split("_", 1)[1] and w.get("exit_code", 0) == 0
+        assert "eval/toy_test/acc" in w["history"] and "selection/n_selected" in w["history"]
+        assert w["config"]["theta"] in (0.4, 0.6)
+
+
+def test_mlflow_parent_with_nested_runs(sweep):
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{sweep}/mlflow.db")
+    info = json.loads((sweep / "multirun.json").read_text())
+    parent = client.get_run(info["mlflow_parent_run_id"])
+    assert parent.info.status == "FINISHED"
+    children = client.search_runs([parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert len(children) == 4
+    for run in children:
+        assert run.info.status == "FINISHED"
+        assert run.data.params["selector.name"] in ("lim", "linear") and run.data.params["theta"] in ("0.4", "0.6")
+        assert "eval/toy_test/acc" in run.data.metrics and "selection/n_selected" in run.data.metrics
+        names = [a.path for a in client.list_artifacts(run.info.run_id)]
+        assert {"dataset", "eval", "plots"} <= set(names)
+
+
+def test_report_has_a_row_per_job_and_plots(sweep):
+    frame = pd.read_csv(sweep / "report.csv")
+    assert len(frame) == 4 and set(frame["status"]) == {"finished"}
+    assert {"selector.name", "theta", "n_selected", "eval/toy_test/acc", "eval_base/avg"} <= set(frame.columns)
+    for png in ("accuracy_vs_theta.png", "subset_size_vs_theta.png", "train_reward_curves.png", "lim_trajectories.png"):
+        assert (sweep / "plots" / png).read_bytes()[:4] == b"\x89PNG"
+    assert "| job | status |" in (sweep / "report.md").read_text()
+    (sweep / "report.csv").unlink()
+    assert report_main([str(sweep)]) == 0 and (sweep / "report.csv").exists()  # python -m limr_exp.report <folder>
+    assert report_main([str(sweep / "nope")]) == 2
+
+
+def test_a_failed_job_does_not_stop_the_others(tmp_path):
+    s = tmp_path / "sweep"
+    r = cli("-m", "experiment=smoke", "theta=0.6,abc", f"hydra.sweep.dir={s}", f"logger.mlflow.tracking_uri=sqlite:///{s}/mlflow.db",
+            f"cache_dir={tmp_path}/cache")
+    assert r.returncode != 0 and "1 of 2 jobs failed" in r.stderr and "Traceback" not in r.stderr
+    frame = pd.read_csv(s / "report.csv").set_index("job")
+    assert frame.loc["0_lim-theta0.6-seed42", "status"] == "finished"
+    assert frame.loc["1_lim-thetaabc-seed42", "status"] == "failed" and "theta" in frame.loc["1_lim-thetaabc-seed42", "error"]
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{s}/mlflow.db")
+    runs = {r.info.run_name: r.info.status for r in client.search_runs([client.get_experiment_by_name("limr-exp").experiment_id])}
+    assert runs["lim-thetaabc-seed42"] == "FAILED" and runs["lim-theta0.6-seed42"] == "FINISHED"
+    assert wandb_summary(s / "1_lim-thetaabc-seed42")["exit_code"] == 1
+
+
+def test_notebook_runs_against_a_sweep(sweep, monkeypatch):
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("LIMR_SWEEP_DIR", str(sweep))
+    nb = nbformat.read(ROOT / "notebooks" / "compare_runs.ipynb", as_version=4)
+    NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
+    outputs = "".join(o.get("text", "") + json.dumps(o.get("data", {})) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "4 nested runs" in outputs and "lim-theta0.4-seed42" in outputs and "image/png" in outputs
