@@ -154,7 +154,12 @@ class TrainerConfig:
     save_steps: int = 1  # checkpoint every N rollout steps (resume point)
     dry_run: bool = False  # openrlhf: write the command and reward file, launch nothing
     ray_address: Optional[str] = None  # openrlhf: submit with `ray job submit` instead of a local head
-    extra: Dict[str, Any] = field(default_factory=dict)
+    num_nodes: int = 1  # openrlhf: nodes for actor, critic and reference
+    gpus_per_node: int = 8
+    vllm_num_engines: int = 4
+    vllm_tensor_parallel_size: int = 1
+    colocate_all: bool = False
+    extra: Dict[str, Any] = field(default_factory=dict)  # openrlhf: more flags, e.g. {"vllm.gpu_memory_utilization": 0.6}
 
 
 @dataclass

@@ -137,7 +137,8 @@ def eval_stage(cfg: DictConfig, checkpoint: Path | None, out: Path, tracker: Tra
         if not (checkpoint / "config.json").exists():
             log.info("eval: no trained checkpoint in this run folder: evaluating the base model")
             checkpoint = None
-    bundle = load_policy(cfg.model, cfg.cache_dir, resolve_device(cfg.trainer.device), path=str(checkpoint) if checkpoint else None)
+    bundle = load_policy(cfg.model, cfg.cache_dir, resolve_device(cfg.trainer.device), path=str(checkpoint) if checkpoint else None,
+                         with_model=cfg.eval.backend == "hf")
     return evaluate(cfg, bundle, out / "eval", tracker), base
 
 

@@ -32,11 +32,15 @@ def benchmark_problems(cfg, bench) -> ProblemSet:
 
 
 def generate_responses(cfg, bundle, problems: ProblemSet, bench) -> list[list[str]]:
+    prompts = [bundle.render(r["prompt"]) for r in problems.rows]
     if cfg.eval.backend == "vllm":
-        raise ConfigError("eval.backend=vllm needs the [vllm] extra and a GPU; use eval.backend=hf here")
+        from limr_exp.evaluation import vllm_backend
+
+        return vllm_backend.generate(bundle.path, prompts, n=bench.n_samples, temperature=bench.temperature, top_p=bench.top_p,
+                                     max_tokens=cfg.eval.max_new_tokens, tensor_parallel_size=cfg.eval.tensor_parallel_size,
+                                     seed=cfg.seed)
     from limr_exp.generation import sample
 
-    prompts = [bundle.render(r["prompt"]) for r in problems.rows]
     s = sample(bundle.model, bundle.tokenizer, prompts, bench.n_samples, temperature=bench.temperature, top_p=bench.top_p,
                max_new_tokens=cfg.eval.max_new_tokens, batch_size=cfg.eval.batch_size, progress=f"eval {bench.name}")
     n = bench.n_samples
@@ -89,7 +93,7 @@ def evaluate_base(cfg, out: Path, tracker=None) -> dict:
     folder = Path(cfg.cache_dir) / "base_eval" / key
     if not (folder / "metrics.json").exists():
         device = resolve_device(cfg.trainer.device)
-        bundle = load_policy(cfg.model, cfg.cache_dir, device)
+        bundle = load_policy(cfg.model, cfg.cache_dir, device, with_model=cfg.eval.backend == "hf")
         evaluate(cfg, bundle, folder, None, prefix="eval_base")
     metrics = json.loads((folder / "metrics.json").read_text())
     shutil.copyfile(folder / "metrics.json", Path(out) / "base_metrics.json")

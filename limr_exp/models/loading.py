@@ -79,8 +79,10 @@ def model_folder(model_cfg, cache_dir: str | os.PathLike, device: str = "cpu") -
     return str(folder)
 
 
-def load_policy(model_cfg, cache_dir: str | os.PathLike, device: str = "cpu", path: str | None = None) -> PolicyBundle:
-    """Tokenizer and causal LM via from_pretrained, on `device`, in eval mode."""
+def load_policy(model_cfg, cache_dir: str | os.PathLike, device: str = "cpu", path: str | None = None,
+                with_model: bool = True) -> PolicyBundle:
+    """Tokenizer and causal LM via from_pretrained, on `device`, in eval mode (only the tokenizer
+    with `with_model=False`, for backends such as vLLM that load the weights themselves)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -91,7 +93,7 @@ def load_policy(model_cfg, cache_dir: str | os.PathLike, device: str = "cpu", pa
         raise ConfigError(f"model.dtype={model_cfg.dtype!r} is unknown: use auto, float32, bfloat16 or float16")
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype) if with_model else None
     except OSError as e:
         raise DataError(f"cannot load the model from {path}: {str(e).splitlines()[0]}") from None
     except (ValueError, RuntimeError) as e:
@@ -99,4 +101,4 @@ def load_policy(model_cfg, cache_dir: str | os.PathLike, device: str = "cpu", pa
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
-    return PolicyBundle(model.to(device).eval(), tokenizer, path, model_cfg)
+    return PolicyBundle(model.to(device).eval() if model is not None else None, tokenizer, path, model_cfg)

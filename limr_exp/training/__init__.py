@@ -23,3 +23,11 @@ def train_local(cfg, problems, out: Path, tracker=None, *, num_episodes=None, na
 
 def train(cfg, problems, out: Path, tracker=None, **kwargs):
     return TRAINERS.get(cfg.trainer.name)(cfg, problems, out, tracker, **kwargs)
+
+
+@TRAINERS.register("openrlhf")
+def train_openrlhf(cfg, problems, out: Path, tracker=None, *, num_episodes=None, namespace="train"):
+    """OpenRLHF on Ray with vLLM rollouts (or, with trainer.dry_run=true, only the command and files)."""
+    from limr_exp.training.openrlhf import train_openrlhf as run_openrlhf
+
+    return run_openrlhf(cfg, problems, out, tracker, num_episodes=num_episodes, namespace=namespace)

@@ -1,0 +1,194 @@
+"""The OpenRLHF backend by contract: its released argument parser, its reward-function loading
+rules, trajectory reconstruction, and the vLLM evaluation backend against a fake engine."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import subprocess
+import sys
+import threading
+import types
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from limr_exp.training.openrlhf import trajectories_from_records
+
+from conftest import ROOT, compose_cfg
+from test_cli import cli
+
+OPENRLHF_VERSION = "0.11.2"
+CACHE = ROOT / "outputs" / "cache" / "openrlhf"
+
+
+def released_parser():
+    """OpenRLHF's own argparse parser from the pinned release: the wheel is fetched once with
+    `pip download` (cached under outputs/cache/) and the parser-building statements of
+    openrlhf/cli/train_ppo_ray.py are run without importing ray/vllm (which need CUDA)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    wheels = list(CACHE.glob(f"openrlhf-{OPENRLHF_VERSION}-*.whl"))
+    if not wheels:
+        r = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", f"openrlhf=={OPENRLHF_VERSION}",
+                            "-d", str(CACHE)], capture_output=True, text=True, timeout=300)
+        wheels = list(CACHE.glob(f"openrlhf-{OPENRLHF_VERSION}-*.whl"))
+        if not wheels:
+            pytest.skip(f"cannot download openrlhf=={OPENRLHF_VERSION}: {r.stderr.strip()[-200:]}")
+    with zipfile.ZipFile(wheels[0]) as z:
+        name = next(n for n in z.namelist() if n.endswith("openrlhf/cli/train_ppo_ray.py"))
+        source = z.read(name).decode()
+    main = next(n for n in ast.parse(source).body if isinstance(n, ast.If) and "__main__" in ast.unparse(n.test))
+    statements = []
+    for st in main.body:
+        if ast.unparse(st).startswith("args = parser.parse_args"):
+            break
+        statements.append(ast.unparse(st))
+    namespace: dict = {}
+    exec("import argparse\nfrom datetime import datetime\n" + "\n".join(statements), namespace)
+    return namespace["parser"]
+
+
+@pytest.fixture(scope="module")
+def dry_run(tmp_path_factory, shared_data_module):
+    out = tmp_path_factory.mktemp("openrlhf") / "OUT"
+    d = shared_data_module
+    r = cli("stages=[select,train]", "experiment=limr_paper", "trainer=openrlhf", "trainer.dry_run=true",
+            "selector=precomputed", f"selector.scores_path={d}/lim_scores.json", "theta=0.6", "dataset=file",
+            f"dataset.path={d}/math_full_8523.json", "logger=[]", f"hydra.run.dir={out}")
+    assert r.returncode == 0, r.stderr[-2000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def shared_data_module():
+    from conftest import SHARED_DATA
+
+    if not (SHARED_DATA / "math_full_8523.json").exists():
+        pytest.skip("real LIMR data not found (set LIMR_DATA_DIR)")
+    return SHARED_DATA
+
+
+def test_every_flag_is_defined_by_the_released_parser_with_the_papers_values(dry_run):
+    argv = json.loads((dry_run / "train" / "openrlhf_command.json").read_text())
+    assert argv[1:3] == ["-m", "openrlhf.cli.train_ppo_ray"]
+    args = vars(released_parser().parse_args(argv[3:]))  # exits (SystemExit) on any unknown flag or bad value
+    expected = {"actor.model_name_or_path": "Qwen/Qwen2.5-Math-7B", "rollout.batch_size": 1024, "rollout.n_samples_per_prompt": 8,
+                "rollout.temperature": 1.2, "train.batch_size": 256, "actor.adam.lr": 5e-7, "critic.adam.lr": 9e-6,
+                "algo.kl.init_coef": 0.01, "actor.eps_clip": 0.2, "critic.value_clip": 0.2, "algo.advantage.lambd": 0.95,
+                "algo.advantage.estimator": "gae", "ds.zero_stage": 3, "ds.param_dtype": "bf16", "vllm.num_engines": 4,
+                "data.apply_chat_template": True, "data.label_key": "label"}
+    for key, value in expected.items():
+        assert args[key] == value, key
+    assert args["data.prompt_dataset"] == str(dry_run / "train" / "prompts.jsonl")
+    assert len((dry_run / "train" / "prompts.jsonl").read_text().splitlines()) == 1389
+
+
+def test_local_config_flags_also_parse(tmp_path):
+    from limr_exp.training.openrlhf import build_command
+
+    cfg = compose_cfg(["trainer=openrlhf", "ppo.advantage_estimator=group_norm",
+                       "+trainer.extra={vllm.gpu_memory_utilization: 0.6, train.colocate_all: true}"])
+    cfg.model.path = str(tmp_path)  # an existing local folder
+    argv = build_command(cfg, tmp_path / "p.jsonl", "prompt", False, tmp_path / "r.py", tmp_path)
+    args = vars(released_parser().parse_args(argv[3:]))
+    assert args["algo.advantage.estimator"] == "group_norm" and args["data.input_template"] == "Q: {}\nA:"
+    assert args["vllm.gpu_memory_utilization"] == 0.6 and args["train.colocate_all"] is True
+
+
+def load_reward_module(path: Path):
+    """As OpenRLHF's SingleTurnAgentExecutor loads `--reward.remote_url x.py`."""
+    spec = importlib.util.spec_from_file_location("reward_func", str(path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_reward_file_under_openrlhfs_calling_convention(dry_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("LIMR_REWARD_RECORDS", str(tmp_path / "records"))
+    module = load_reward_module(dry_run / "train" / "limr_reward.py")
+    prompt = ("<|im_start|>system\nPlease reason step by step, and put your final answer within \\boxed{}.<|im_end|>\n"
+              "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n")
+    cases = [(prompt + "2+2 = 4, so \\boxed{4}.<|im_end|>", "4", 1.0), (prompt + "\\boxed{5}<|im_end|>", "4", -0.5),
+             (prompt + "no box<|endoftext|>", "4", -1.0), (prompt[:-3] + "so \\boxed{4}", "4", 1.0)]
+    results = {}
+
+    def call(i, query, answer):  # OpenRLHF: asyncio.to_thread(reward_func, [query], [prompt], [label])
+        label = json.dumps({"answer": answer, "id": f"q{i}"})
+        results[i] = module.reward_func([query], [prompt], [label])
+
+    threads = [threading.Thread(target=call, args=(i, q, a)) for i, (q, a, _) in enumerate(cases)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    for i, (_, _, expected) in enumerate(cases):
+        out = results[i]
+        assert set(out) == {"rewards", "scores", "extra_logs"} and out["rewards"].tolist() == [expected]
+    records = [json.loads(line) for f in (tmp_path / "records").glob("rewards-*.jsonl") for line in f.read_text().splitlines()]
+    assert sorted(r["prompt_id"] for r in records) == ["q0", "q1", "q2", "q3"]
+    assert module.reward_func([None], [prompt], ["not json"])["rewards"].tolist() == [-1.0]  # never raises
+
+
+def test_trajectories_from_interleaved_process_records(tmp_path):
+    rows_a = [("p1", 1.0, 1.0), ("p1", -0.5, 2.0), ("p2", 1.0, 2.5), ("p1", 1.0, 5.0), ("p2", -1.0, 6.0)]
+    rows_b = [("p2", 1.0, 1.5), ("p1", 1.0, 4.0), ("p2", 1.0, 5.5), ("p1", -0.5, 7.0)]
+    for name, rows in (("rewards-host-1.jsonl", rows_a), ("rewards-host-2.jsonl", rows_b)):
+        (tmp_path / name).write_text("".join(json.dumps({"prompt_id": p, "reward": r, "correct": r == 1.0, "time": t}) + "\n"
+                                             for p, r, t in rows) + '{"prompt_id": "p1", "rew')  # a cut-off last line
+    h = trajectories_from_records(tmp_path, n_samples_per_prompt=2)
+    got = sorted((h.prompt_ids[c], int(e), float(r)) for c, e, r in zip(h.codes, h.epoch, h.reward))
+    # p1 in time order: 1.0(1) -0.5(2) | 1.0(4) 1.0(5) | -0.5(7)   p2: 1.0(1.5) 1.0(2.5) | 1.0(5.5) -1.0(6)
+    assert got == sorted([("p1", 1, 1.0), ("p1", 1, -0.5), ("p1", 2, 1.0), ("p1", 2, 1.0), ("p1", 3, -0.5),
+                          ("p2", 1, 1.0), ("p2", 1, 1.0), ("p2", 2, 1.0), ("p2", 2, -1.0)])
+
+
+def test_vllm_backend_calls_against_a_fake_engine(monkeypatch):
+    """A unit test with a fake `vllm` module: what the backend asks of vLLM and what it returns."""
+    from limr_exp.evaluation import vllm_backend
+
+    calls = {}
+
+    class FakeLLM:
+        def __init__(self, model, tensor_parallel_size, seed):
+            calls["init"] = (model, tensor_parallel_size, seed)
+
+        def generate(self, prompts, params):
+            calls["params"] = params
+            return [types.SimpleNamespace(outputs=[types.SimpleNamespace(text=f"{p}-{k}") for k in range(params.n)]) for p in prompts]
+
+    fake = types.SimpleNamespace(LLM=FakeLLM, SamplingParams=lambda **kw: types.SimpleNamespace(**kw))
+    monkeypatch.setitem(sys.modules, "vllm", fake)
+    monkeypatch.setattr(vllm_backend, "_ENGINES", {})
+    out = vllm_backend.generate("/m", ["a", "b"], n=4, temperature=0.4, top_p=0.95, max_tokens=3072, tensor_parallel_size=2, seed=7)
+    assert out == [[f"a-{k}" for k in range(4)], [f"b-{k}" for k in range(4)]]
+    assert calls["init"] == ("/m", 2, 7)
+    assert vars(calls["params"]) == {"n": 4, "temperature": 0.4, "top_p": 0.95, "max_tokens": 3072}
+    greedy = vllm_backend.generate("/m", ["a"], n=1, temperature=0.0, top_p=0.95, max_tokens=10)
+    assert greedy == [["a-0"]] and calls["params"].top_p == 1.0
+
+
+@pytest.mark.gpu
+def test_vllm_real_evaluation(tmp_path):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available() or importlib.util.find_spec("vllm") is None:
+        pytest.skip("needs CUDA and vLLM")
+    from limr_exp.evaluation import evaluate
+    from limr_exp.models import load_policy
+
+    cfg = compose_cfg(["eval.backend=vllm", f"cache_dir={tmp_path}"])
+    bundle = load_policy(cfg.model, cfg.cache_dir, "cuda", with_model=False)
+    metrics = evaluate(cfg, bundle, tmp_path / "eval")
+    assert metrics["benchmarks"]["toy_test"]["n_samples"] == cfg.dataset.toy.n_test
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["trainer=openrlhf", "model.path=/no/such/model"], "model.path"),
+    (["trainer=openrlhf", "model=qwen2.5_math_7b"], "needs OpenRLHF"),
+    (["trainer=openrlhf", "model=qwen2.5_math_7b", "trainer.ray_address=ray://10.255.255.1:10001"], "needs OpenRLHF"),
+])
+def test_bad_openrlhf_input_is_one_line(tmp_path, overrides, message):
+    r = cli("experiment=smoke", "stages=[train]", "logger=[]", f"cache_dir={tmp_path}/cache", f"hydra.run.dir={tmp_path}/run", *overrides)
+    err = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode != 0 and len(err) == 1 and message in err[0] and "Traceback" not in r.stderr, r.stderr
