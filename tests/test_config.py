@@ -94,3 +94,13 @@ def test_validate_names_the_key(overrides, key):
     with pytest.raises(ConfigError) as e:
         validate(compose_cfg(overrides))
     assert key in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("name,param", [("theta", "theta"), ("baselines", "selector")])
+def test_sweep_configs_compose_as_multiruns(name, param):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"+sweep={name}"], return_hydra_config=True)
+    assert str(cfg.hydra.mode) == "RunMode.MULTIRUN" and param in cfg.hydra.sweeper.params
+    assert "seed" in cfg.hydra.sweeper.params
