@@ -171,6 +171,9 @@ def plot_reward_curves(frame: pd.DataFrame, path: Path) -> bool:
     for name, c in curves:
         steps, values = zip(*c)
         ax.plot(steps, values, label=name, linewidth=1.2)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("rollout step")
     ax.set_ylabel("mean reward (train/reward_mean)")
     ax.set_title("Training reward per job")
