@@ -54,7 +54,9 @@ def select_stage(cfg: DictConfig, problems: ProblemSet, out: Path, tracker: Trac
 
     theta = theta_value(cfg)
     selector = SELECTORS.get(cfg.selector.name)(cfg.selector)
-    plotter = plots.BackgroundPlotter().start()  # imports matplotlib while the history loads
+    plotter = plots.BackgroundPlotter()
+    if selector.needs_history():
+        plotter.start()  # imports matplotlib in a child while the history loads; otherwise plots render inline
     try:
         history = reward_history(cfg, problems, tracker) if selector.needs_history() else None
         ctx = SelectionContext(problems, theta, cfg.seed, cfg.selector, history)
