@@ -113,8 +113,19 @@ def markdown_table(frame: pd.DataFrame, columns: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _finish(fig, ax, path: Path, xlabel: str, ylabel: str, title: str, legend_size=None) -> bool:
+    from limr_exp.plots import save
+
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=legend_size)
+    save(fig, path)
+    return True
+
+
 def plot_accuracy_vs_theta(frame: pd.DataFrame, path: Path) -> bool:
-    from limr_exp.plots import new_figure, save
+    from limr_exp.plots import new_figure
 
     ok = frame[frame["status"] == "finished"] if "status" in frame else frame
     if "eval/avg" not in ok or ok["eval/avg"].isna().all():
@@ -130,16 +141,12 @@ def plot_accuracy_vs_theta(frame: pd.DataFrame, path: Path) -> bool:
         ax.axhline(100 * g["eval/avg"].mean(), linestyle="--", color=next(colors, "#999999"), label=f"{name} (baseline)")
     if "eval_base/avg" in ok and ok["eval_base/avg"].notna().any():
         ax.axhline(100 * ok["eval_base/avg"].mean(), linestyle=":", color="black", label="base model")
-    ax.set_xlabel("θ (LIM threshold)")
-    ax.set_ylabel("evaluation accuracy, mean over benchmarks (%)")
-    ax.set_title("Accuracy after RL on the selected subset")
-    ax.legend()
-    save(fig, path)
-    return True
+    return _finish(fig, ax, path, "θ (LIM threshold)", "evaluation accuracy, mean over benchmarks (%)",
+                   "Accuracy after RL on the selected subset")
 
 
 def plot_subset_size(frame: pd.DataFrame, path: Path) -> bool:
-    from limr_exp.plots import new_figure, save
+    from limr_exp.plots import new_figure
 
     if "n_selected" not in frame or frame["n_selected"].isna().all():
         return False
@@ -151,16 +158,11 @@ def plot_subset_size(frame: pd.DataFrame, path: Path) -> bool:
     for name, sub in g.groupby("selector.name"):
         stats = sub.groupby("theta")["n_selected"].mean().reset_index()
         ax.plot(stats["theta"], stats["n_selected"], marker="o", label=name)
-    ax.set_xlabel("θ")
-    ax.set_ylabel("prompts selected")
-    ax.set_title("Subset size vs θ")
-    ax.legend()
-    save(fig, path)
-    return True
+    return _finish(fig, ax, path, "θ", "prompts selected", "Subset size vs θ")
 
 
 def plot_reward_curves(frame: pd.DataFrame, path: Path) -> bool:
-    from limr_exp.plots import new_figure, save
+    from limr_exp.plots import new_figure
 
     curves = [(row["job"], reward_curve(Path(row["path"]))) for _, row in frame.iterrows()]
     curves = [(name, c) for name, c in curves if c]
@@ -174,12 +176,7 @@ def plot_reward_curves(frame: pd.DataFrame, path: Path) -> bool:
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("rollout step")
-    ax.set_ylabel("mean reward (train/reward_mean)")
-    ax.set_title("Training reward per job")
-    ax.legend(fontsize=7)
-    save(fig, path)
-    return True
+    return _finish(fig, ax, path, "rollout step", "mean reward (train/reward_mean)", "Training reward per job", legend_size=7)
 
 
 def write_report(frame: pd.DataFrame, sweep_dir: str | Path) -> None:
