@@ -165,9 +165,9 @@ def _encode(texts: list[str], rewards) -> tuple[list[str], np.ndarray, np.ndarra
     return distinct, codes, np.asarray(rewards, dtype=np.float64)
 
 
-def _parse_verl_dump(path: str, prompt_regex: str | None) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """One verl `{step}.jsonl`: each line has `input` (templated prompt), `output`, `score`."""
-    pattern = re.compile(prompt_regex, re.S) if prompt_regex else None
+def _parse_verl_dump(path: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """One verl `{step}.jsonl`: each line has `input` (templated prompt), `output`, `score`.
+    The problem text is cut out of the input later, once per distinct input (TextMatcher)."""
     texts, rewards = [], []
     with open(path, "rb") as f:
         for lineno, line in enumerate(f, 1):
@@ -181,9 +181,6 @@ def _parse_verl_dump(path: str, prompt_regex: str | None) -> tuple[list[str], np
             except (KeyError, TypeError, ValueError):
                 raise DataError(f"trajectories: {path} line {lineno} lacks a numeric 'score' or an 'input': "
                                 "verl rollout dumps have input, output, score, step") from None
-            if pattern is not None:
-                m = pattern.search(text)
-                text = m.group(1) if m else text
             texts.append(text)
             rewards.append(score)
     return _encode(texts, rewards)
@@ -277,16 +274,10 @@ def import_numbered_dumps(folder: str | os.PathLike, kind: str, steps_per_epoch:
     if len(used) < len(files) and (max_epochs is None or len(files) // steps_per_epoch < max_epochs):
         log.warning("trajectories: %d trailing step files do not fill an epoch and are left out", len(files) - len(used))
 
-    if kind == "step_dumps":
-        parse = _parse_step_dump
-    else:
-        from functools import partial
-
-        parse = partial(_parse_verl_dump, prompt_regex=None)
+    parse = _parse_step_dump if kind == "step_dumps" else _parse_verl_dump
     workers = (os.cpu_count() or 1) if workers is None else workers
-    matcher = TextMatcher(text_to_id, prompt_regex if kind == "verl" else None)
-    if kind == "verl" and prompt_regex is None:
-        matcher.pattern = re.compile(QWEN_USER_TURN, re.S)  # falls back to the Qwen chat template's user turn
+    # verl inputs are chat-templated: without trajectories.prompt_regex, take the Qwen template's user turn
+    matcher = TextMatcher(text_to_id, (prompt_regex or QWEN_USER_TURN) if kind == "verl" else None)
     codes, epochs, steps, rewards = [], [], [], []
     for rank, ((step_no, _), (texts, local_codes, rew)) in enumerate(zip(used, _map_parallel(parse, [str(p) for _, p in used], workers))):
         codes.append(matcher.codes(texts)[local_codes])

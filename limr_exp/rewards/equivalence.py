@@ -70,7 +70,7 @@ def _free_letters(s: str) -> set[str]:
     return set(re.findall(r"[a-df-zA-Z]", _COMMANDS.sub("", s)))
 
 
-_PROBES = ({}, {"_": 0.5}, {"_": -1.7}, {"_": 2.3})
+_PROBE_POINTS = (0.5, -1.7, 2.3)  # where two expressions in the same variables are compared
 
 
 def _compare_values(gv: float, pv: float, decimal: bool) -> bool | None:
@@ -131,8 +131,8 @@ def decide_fast(gold: str, pred: str) -> bool | None:
     if not names:
         gv, pv = evaluate(gold), evaluate(pred)
         return None if gv is None or pv is None else _compare_values(gv, pv, decimal)
-    for k, probe in enumerate(_PROBES[1:]):  # the same function of its variables? differs at a point -> no
-        point = {name: probe["_"] + 0.37 * j for j, name in enumerate(sorted(names))}
+    for x in _PROBE_POINTS:  # the same function of its variables? differs at a point -> no
+        point = {name: x + 0.37 * j for j, name in enumerate(sorted(names))}
         gv, pv = evaluate(gold, point), evaluate(pred, point)
         if gv is None or pv is None:
             return None

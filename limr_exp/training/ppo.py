@@ -227,16 +227,14 @@ class LocalPPOTrainer:
         reward = torch.tensor([j.reward for j in judgements], dtype=torch.float32, device=self.device)
         R = s.response_width
         mask = s.action_mask.float()
-        logp_old = torch.cat([response_logprobs(bundle.model, s.sequences[i:i + p.micro_train_batch_size],
-                                                s.attention_mask[i:i + p.micro_train_batch_size], R)
-                              for i in range(0, len(s.texts), p.micro_train_batch_size)])
-        logp_ref = torch.cat([response_logprobs(reference, s.sequences[i:i + p.micro_train_batch_size],
-                                                s.attention_mask[i:i + p.micro_train_batch_size], R)
-                              for i in range(0, len(s.texts), p.micro_train_batch_size)])
+        def in_micro_batches(fn, model):
+            m = p.micro_train_batch_size
+            return torch.cat([fn(model, s.sequences[i:i + m], s.attention_mask[i:i + m], R) for i in range(0, len(s.texts), m)])
+
+        logp_old = in_micro_batches(response_logprobs, bundle.model)
+        logp_ref = in_micro_batches(response_logprobs, reference)
         if p.advantage_estimator == "gae":
-            values = torch.cat([response_values(critic, s.sequences[i:i + p.micro_train_batch_size],
-                                                s.attention_mask[i:i + p.micro_train_batch_size], R)
-                                for i in range(0, len(s.texts), p.micro_train_batch_size)])
+            values = in_micro_batches(response_values, critic)
             shaped, kl = kl_shaped_rewards(reward, logp_old, logp_ref, mask, p.init_kl_coef)
             advantages, returns = gae(shaped, values, mask, p.gamma, p.lambd)
             mean, std = masked_mean(advantages, mask), masked_mean((advantages - masked_mean(advantages, mask)) ** 2, mask).sqrt()
