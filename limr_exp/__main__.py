@@ -1,11 +1,16 @@
 """CLI: `python -m limr_exp [overrides]` (Hydra). A thin wrapper around `pipeline.run(cfg)`."""
 
-from pathlib import Path
+if __name__ == "__main__":  # first of all, so that its imports overlap Hydra's (see limr_exp.background)
+    from limr_exp.background import prewarm
 
-import hydra
-from omegaconf import DictConfig
+    prewarm()
 
-from limr_exp import config  # noqa: F401  (registers the structured-config schema)
+from pathlib import Path  # noqa: E402
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from limr_exp import config  # noqa: E402,F401  (registers the structured-config schema)
 
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")

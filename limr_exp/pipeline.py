@@ -47,41 +47,38 @@ def reward_history(cfg: DictConfig, problems: ProblemSet, tracker: Tracker | Non
 
 
 def select_stage(cfg: DictConfig, problems: ProblemSet, out: Path, tracker: Tracker) -> ProblemSet:
-    """Score every prompt, keep those the selector picks; write selection/ and plots/."""
-    from limr_exp.selection import SELECTORS, SelectionContext
+    """Score every prompt, keep those the selector picks; write selection/ and plots/.
 
+    The scores table and figures are written by a background child (limr_exp.background) that warms up
+    while the history loads; `selected.jsonl` is written last, once they all exist."""
     from limr_exp import plots
+    from limr_exp.arrow import write_scores_table
+    from limr_exp.background import BackgroundJobs, started_jobs
+    from limr_exp.selection import SELECTORS, SelectionContext
 
     theta = theta_value(cfg)
     selector = SELECTORS.get(cfg.selector.name)(cfg.selector)
-    plotter = plots.BackgroundPlotter()
-    if selector.needs_history():
-        plotter.start()  # imports matplotlib in a child while the history loads; otherwise plots render inline
+    sel_dir = out / "selection"
+    (sel_dir / "selected.jsonl").unlink(missing_ok=True)  # never leave a stale subset next to new scores
+    background = started_jobs() if selector.needs_history() else BackgroundJobs()  # no history: run inline
     try:
         history = reward_history(cfg, problems, tracker) if selector.needs_history() else None
         ctx = SelectionContext(problems, theta, cfg.seed, cfg.selector, history)
         result = selector.select(ctx)
+        background.submit(write_scores_table, sel_dir / "scores.parquet", result.ids, result.scores, result.selected)
+        if history is not None and result.curve_scores is not None:
+            c = ctx.curves
+            background.submit(plots.lim_trajectories, c.acc, c.scored, c.mean, result.curve_scores, theta,
+                              out / "plots" / "lim_trajectories.png", seed=cfg.seed)
+        if result.n_scored:
+            background.submit(plots.score_histogram, result.scores, theta, cfg.selector.name,
+                              out / "plots" / "score_histogram.png")
+        del history, ctx
+        background.finish()
     except BaseException:
-        plotter.cancel()
+        background.cancel()
         raise
-
-    if history is not None and result.curve_scores is not None:
-        c = ctx.curves
-        plotter.render(plots.lim_trajectories, c.acc, c.scored, c.mean, result.curve_scores, theta,
-                       out / "plots" / "lim_trajectories.png", seed=cfg.seed)
-    if result.n_scored:
-        plotter.render(plots.score_histogram, result.scores, theta, cfg.selector.name, out / "plots" / "score_histogram.png")
-    plotter_done = False
-    try:
-        sel_dir = out / "selection"
-        (sel_dir / "selected.jsonl").unlink(missing_ok=True)  # never leave a stale subset next to new scores
-        write_scores(sel_dir / "scores.parquet", result)
-        write_jsonl(sel_dir / "selected.jsonl", (row for row, keep in zip(problems.rows, result.selected) if keep))
-        plotter.finish()
-        plotter_done = True
-    finally:
-        if not plotter_done:
-            plotter.cancel()
+    write_jsonl(sel_dir / "selected.jsonl", (row for row, keep in zip(problems.rows, result.selected) if keep))
     tracker.log_artifact(sel_dir / "selected.jsonl", "dataset")
     tracker.log_table("selection/scores", [{"prompt_id": i, "score": None if np.isnan(sc) else float(sc), "selected": bool(k)}
                                            for i, sc, k in zip(result.ids, result.scores, result.selected)])
@@ -93,18 +90,6 @@ def select_stage(cfg: DictConfig, problems: ProblemSet, out: Path, tracker: Trac
     tracker.log({"selection/n_prompts": n, "selection/n_scored": result.n_scored, "selection/n_selected": n_sel,
                  "selection/share": n_sel / max(n, 1)})
     return problems.subset(np.asarray(result.ids)[result.selected].tolist())
-
-
-def write_scores(path: Path, result) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from limr_exp.arrow import bool_array, float_array_nan_as_null, string_array
-
-    table = pa.Table.from_arrays([string_array(result.ids), float_array_nan_as_null(result.scores), bool_array(result.selected)],
-                                 names=["prompt_id", "score", "selected"])
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
 
 
 def previous_selection(out: Path, problems: ProblemSet) -> ProblemSet:
@@ -185,6 +170,9 @@ def run(cfg: DictConfig, sweep_dir: Path | None = None, job_num: int | None = No
             summary["n_selected"] = len(subset)
             summary["timings"]["select"] = time.perf_counter() - t
         else:
+            from limr_exp.background import discard_spare
+
+            discard_spare()
             subset = previous_selection(out, problems) if "train" in cfg.stages else problems
         checkpoint = None
         if "train" in cfg.stages:

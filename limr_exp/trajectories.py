@@ -20,29 +20,27 @@ import os
 import re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from operator import itemgetter
+from itertools import repeat
+from operator import attrgetter
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
-import orjson
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
-
+import msgspec
 from limr_exp.errors import DataError
 from limr_exp.io import atomic_path
 
 log = logging.getLogger(__name__)
 
 COLUMNS = ("prompt_id", "epoch", "step", "reward", "correct")
-SCHEMA = pa.schema([
-    ("prompt_id", pa.dictionary(pa.int32(), pa.string())),
-    ("epoch", pa.int32()),
-    ("step", pa.int32()),
-    ("reward", pa.float64()),
-    ("correct", pa.bool_()),
-])
+
+
+def arrow_schema():
+    """The table's Arrow schema (pyarrow is imported only where a table is read or written)."""
+    import pyarrow as pa
+
+    return pa.schema([("prompt_id", pa.dictionary(pa.int32(), pa.string())), ("epoch", pa.int32()),
+                      ("step", pa.int32()), ("reward", pa.float64()), ("correct", pa.bool_())])
 STEP_DUMP_RE = re.compile(r"^step_(\d+)\.json$")
 VERL_RE = re.compile(r"^(\d+)\.jsonl$")
 QWEN_USER_TURN = r"<\|im_start\|>user\n(.*?)<\|im_end\|>"
@@ -77,15 +75,20 @@ class History:
     def num_rows(self) -> int:
         return len(self.reward)
 
-    def to_arrow(self) -> pa.Table:
+    def to_arrow(self):
+        import pyarrow as pa
+
         from limr_exp.arrow import bool_array, dictionary_array, numeric_array
 
         return pa.Table.from_arrays(
             [dictionary_array(self.codes, self.prompt_ids), numeric_array(self.epoch), numeric_array(self.step),
-             numeric_array(self.reward), bool_array(self.correct)], schema=SCHEMA)
+             numeric_array(self.reward), bool_array(self.correct)], schema=arrow_schema())
 
     @classmethod
-    def from_arrow(cls, table: pa.Table) -> "History":
+    def from_arrow(cls, table) -> "History":
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         pid = table["prompt_id"].combine_chunks()
         if not pa.types.is_dictionary(pid.type):
             pid = pc.dictionary_encode(pid)
@@ -109,12 +112,18 @@ class History:
 
 
 def write_table(history: History, path: str | os.PathLike) -> None:
+    import pyarrow.parquet as pq
+
     with atomic_path(path) as tmp:
         pq.write_table(history.to_arrow(), tmp)
 
 
 def read_table(path: str | os.PathLike, max_epochs: int | None = None) -> History:
     """A trajectories Parquet table (or a folder of them), checked against the contract."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
     path = Path(path)
     try:
         table = pq.read_table(path)
@@ -138,22 +147,34 @@ def read_table(path: str | os.PathLike, max_epochs: int | None = None) -> Histor
 
 # ---------------------------------------------------------------- step dumps and verl folders
 
+class _DumpSample(msgspec.Struct, gc=False):
+    """The two fields of a step-dump sample LIM reads; the response and any other field are skipped
+    unparsed, which is what makes reading 180 MB of dumps cheap."""
+
+    prompt: str
+    reward: float
+
+
+class _VerlSample(msgspec.Struct, gc=False):
+    input: str
+    score: float
+
+
+_DUMP_DECODER = msgspec.json.Decoder(list[_DumpSample])
+_VERL_DECODER = msgspec.json.Decoder(_VerlSample)
+
+
 def _parse_step_dump(path: str) -> tuple[list[str], np.ndarray, np.ndarray]:
     """One `step_{n}.json`: (distinct prompt texts, per-sample index into them, rewards)."""
     try:
-        records = orjson.loads(Path(path).read_bytes())
-    except orjson.JSONDecodeError as e:
+        samples = _DUMP_DECODER.decode(Path(path).read_bytes())
+    except msgspec.ValidationError as e:
+        raise DataError(f"trajectories: {path} has a sample without a text 'prompt' or a numeric 'reward' ({e}): step "
+                        "dumps are lists of {prompt, response, reward}; for verl dumps set trajectories.format=verl") from None
+    except msgspec.DecodeError as e:
         raise DataError(f"trajectories: {path} is not valid JSON ({e}): the dump may be truncated") from None
-    if not isinstance(records, list):
-        raise DataError(f"trajectories: {path} must hold a JSON list of samples, found {type(records).__name__}")
-    try:
-        prompts = list(map(itemgetter("prompt"), records))
-        rewards = np.fromiter(map(itemgetter("reward"), records), dtype=np.float64, count=len(records))
-    except (KeyError, TypeError):
-        raise DataError(f"trajectories: {path} has a sample without 'prompt' or 'reward': step dumps are lists of "
-                        "{prompt, response, reward}; for verl dumps set trajectories.format=verl") from None
-    except ValueError:
-        raise DataError(f"trajectories: {path} has a non-numeric 'reward'") from None
+    prompts = list(map(attrgetter("prompt"), samples))
+    rewards = np.fromiter(map(attrgetter("reward"), samples), dtype=np.float64, count=len(samples))
     return _encode(prompts, rewards)
 
 
@@ -174,15 +195,14 @@ def _parse_verl_dump(path: str) -> tuple[list[str], np.ndarray, np.ndarray]:
             if not line.strip():
                 continue
             try:
-                rec = orjson.loads(line)
-                text, score = rec["input"], float(rec["score"])
-            except orjson.JSONDecodeError as e:
-                raise DataError(f"trajectories: {path} line {lineno} is not valid JSON ({e})") from None
-            except (KeyError, TypeError, ValueError):
-                raise DataError(f"trajectories: {path} line {lineno} lacks a numeric 'score' or an 'input': "
+                sample = _VERL_DECODER.decode(line)
+            except msgspec.ValidationError as e:
+                raise DataError(f"trajectories: {path} line {lineno} lacks a numeric 'score' or a text 'input' ({e}): "
                                 "verl rollout dumps have input, output, score, step") from None
-            texts.append(text)
-            rewards.append(score)
+            except msgspec.DecodeError as e:
+                raise DataError(f"trajectories: {path} line {lineno} is not valid JSON ({e})") from None
+            texts.append(sample.input)
+            rewards.append(sample.score)
     return _encode(texts, rewards)
 
 
@@ -197,54 +217,92 @@ def _numbered_files(folder: Path, pattern: re.Pattern) -> list[tuple[int, Path]]
 
 
 class TextMatcher:
-    """Maps prompt texts from logs to problem ids: exact text first, then stripped text;
-    texts the problem set lacks get a stable `unmatched-…` id."""
+    """Maps prompt texts from logs to codes into `ids`: exact text first, then stripped text, then (for
+    templated inputs) the `prompt_regex` group. The problem set's ids come first, in its order, so a
+    forked worker can code the texts it reads (`lookup`); texts the set lacks get a stable
+    `unmatched-…` id, coded in the parent (`unmatched_code`)."""
 
     def __init__(self, text_to_id: dict[str, str], prompt_regex: str | None = None):
-        self.text_to_id = text_to_id  # stripped text -> canonical id
+        self.ids: list[str] = list(dict.fromkeys(text_to_id.values()))
+        code_of_id = {pid: c for c, pid in enumerate(self.ids)}
+        self.known = {text: code_of_id[pid] for text, pid in text_to_id.items()}  # stripped text -> code
         self.pattern = re.compile(prompt_regex, re.S) if prompt_regex else None
-        self.ids: list[str] = []
-        self._code_of_id: dict[str, int] = {}
-        self._code_of_text: dict[str, int] = {}
-        self.unmatched: set[str] = set()
+        self._unmatched: dict[str, int] = {}
 
-    def code(self, text: str) -> int:
-        c = self._code_of_text.get(text)
-        if c is not None:
-            return c
-        key = text.strip()
-        pid = self.text_to_id.get(key)
-        if pid is None and self.pattern is not None:
+    def _lookup_slow(self, text: str) -> int:
+        c = self.known.get(text.strip(), -1)
+        if c < 0 and self.pattern is not None:
             m = self.pattern.search(text)
             if m:
-                pid = self.text_to_id.get(m.group(1).strip())
-        if pid is None:
-            pid = unmatched_id(key)
-            self.unmatched.add(pid)
-        c = self._code_of_id.get(pid)
-        if c is None:
-            c = self._code_of_id[pid] = len(self.ids)
-            self.ids.append(pid)
-        self._code_of_text[text] = c
+                c = self.known.get(m.group(1).strip(), -1)
         return c
 
-    def codes(self, texts: list[str]) -> np.ndarray:
-        return np.fromiter((self.code(t) for t in texts), dtype=np.int32, count=len(texts))
+    def lookup(self, texts: list[str]) -> tuple[np.ndarray, list[str]]:
+        """Codes of `texts`; the j-th text the problem set lacks gets code -1-j and is returned."""
+        codes = np.array(list(map(self.known.get, texts, repeat(-1))), dtype=np.int32).reshape(-1)
+        misses: list[str] = []
+        for i in np.flatnonzero(codes < 0).tolist():
+            c = self._lookup_slow(texts[i])
+            if c < 0:
+                c = -1 - len(misses)
+                misses.append(texts[i])
+            codes[i] = c
+        return codes, misses
+
+    def unmatched_code(self, text: str) -> int:
+        key = text.strip()
+        c = self._unmatched.get(key)
+        if c is None:
+            c = self._unmatched[key] = len(self.ids)
+            self.ids.append(unmatched_id(key))
+        return c
+
+    @property
+    def n_unmatched(self) -> int:
+        return len(self._unmatched)
 
 
-def _map_parallel(fn: Callable, items: list, workers: int) -> Iterable:
-    """Parse files in forked workers when there are enough to pay for it (results in order)."""
+class DumpReader:
+    """Reads one dump file into (per-sample codes, rewards, texts the problem set lacks); see TextMatcher."""
+
+    def __init__(self, kind: str, matcher: TextMatcher):
+        self.parse = _parse_step_dump if kind == "step_dumps" else _parse_verl_dump
+        self.matcher = matcher
+
+    def __call__(self, path: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        distinct, local_codes, rewards = self.parse(path)
+        codes, misses = self.matcher.lookup(distinct)
+        return codes[local_codes], rewards, misses
+
+
+_WORKER_FN: Callable | None = None
+
+
+def _install_worker_fn(fn: Callable) -> None:
+    global _WORKER_FN
+    _WORKER_FN = fn
+
+
+def _call_worker_fn(item):
+    return _WORKER_FN(item)
+
+
+def _map_parallel(fn: Callable, items: list, workers: int) -> Iterator:
+    """`map(fn, items)` in forked workers when there are enough items to pay for it (results in order,
+    as they come). `fn` reaches the workers through fork, not pickling, so it may hold large tables."""
     if workers <= 1 or len(items) < 8 or "fork" not in __import__("multiprocessing").get_all_start_methods():
-        return map(fn, items)
+        yield from map(fn, items)
+        return
     import gc
     import multiprocessing as mp
 
     gc.freeze()  # keep the collector from touching (and so copying) every inherited page in the workers
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork"))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork"),
+                               initializer=_install_worker_fn, initargs=(fn,))
     try:
-        return list(pool.map(fn, items, chunksize=max(1, len(items) // (workers * 4))))
+        yield from pool.map(_call_worker_fn, items, chunksize=max(1, len(items) // (workers * 4)))
     finally:
-        pool.shutdown()
+        pool.shutdown(cancel_futures=True)
         gc.unfreeze()
 
 
@@ -274,20 +332,43 @@ def import_numbered_dumps(folder: str | os.PathLike, kind: str, steps_per_epoch:
     if len(used) < len(files) and (max_epochs is None or len(files) // steps_per_epoch < max_epochs):
         log.warning("trajectories: %d trailing step files do not fill an epoch and are left out", len(files) - len(used))
 
-    parse = _parse_step_dump if kind == "step_dumps" else _parse_verl_dump
     workers = (os.cpu_count() or 1) if workers is None else workers
     # verl inputs are chat-templated: without trajectories.prompt_regex, take the Qwen template's user turn
     matcher = TextMatcher(text_to_id, (prompt_regex or QWEN_USER_TURN) if kind == "verl" else None)
-    codes, epochs, steps, rewards = [], [], [], []
-    for rank, ((step_no, _), (texts, local_codes, rew)) in enumerate(zip(used, _map_parallel(parse, [str(p) for _, p in used], workers))):
-        codes.append(matcher.codes(texts)[local_codes])
-        epochs.append(np.full(len(rew), rank // steps_per_epoch + 1, dtype=np.int32))
-        steps.append(np.full(len(rew), step_no, dtype=np.int32))
-        rewards.append(rew)
-    if matcher.unmatched:
+    read = DumpReader(kind, matcher)
+    files_read = []  # (step number, codes, rewards) per file, in step order
+    for (step_no, _), (codes, rewards, misses) in zip(used, _map_parallel(read, [str(p) for _, p in used], workers)):
+        if misses:
+            extra = np.array([matcher.unmatched_code(t) for t in misses], dtype=np.int32)
+            neg = codes < 0
+            codes[neg] = extra[-1 - codes[neg]]
+        files_read.append((step_no, codes, rewards))
+    if matcher.n_unmatched:
         log.warning("trajectories: %d prompt texts of the history are not in the dataset; they count towards the mean "
-                    "accuracy curve but cannot be selected", len(matcher.unmatched))
-    return History.build(matcher.ids, np.concatenate(codes), np.concatenate(epochs), np.concatenate(steps), np.concatenate(rewards))
+                    "accuracy curve but cannot be selected", matcher.n_unmatched)
+    return _assemble(files_read, steps_per_epoch, matcher.ids)
+
+
+def _assemble(files_read: list, steps_per_epoch: int, ids: list[str]) -> History:
+    """One History from per-file (step number, codes, rewards); fills preallocated columns and frees
+    each file's arrays as it goes, so peak memory stays near the table's own size."""
+    n = sum(len(rewards) for _, _, rewards in files_read)
+    codes, epoch, step = (np.empty(n, dtype=np.int32) for _ in range(3))
+    reward = np.empty(n, dtype=np.float64)
+    pos = 0
+    for rank in range(len(files_read)):
+        step_no, file_codes, file_rewards = files_read[rank]
+        files_read[rank] = None
+        end = pos + len(file_rewards)
+        codes[pos:end], reward[pos:end] = file_codes, file_rewards
+        epoch[pos:end], step[pos:end] = rank // steps_per_epoch + 1, step_no
+        pos = end
+    present = np.bincount(codes, minlength=len(ids)) > 0  # the table lists only ids it has rows for
+    if not present.all():
+        recode = np.cumsum(present, dtype=np.int32) - 1
+        np.take(recode, codes, out=codes)
+        ids = [pid for pid, p in zip(ids, present.tolist()) if p]
+    return History.build(ids, codes, epoch, step, reward)
 
 
 def detect_format(path: Path) -> str:
@@ -339,12 +420,13 @@ class AccuracyCurves:
     @classmethod
     def from_history(cls, history: History) -> "AccuracyCurves":
         ids = history.prompt_ids
-        codes = history.codes.astype(np.int64)
-        epoch = history.epoch.astype(np.int64)
-        first, last = int(epoch.min()), int(epoch.max())
+        first, last = int(history.epoch.min()), int(history.epoch.max())
         k = last - first + 1
-        key = codes * k + (epoch - first)
-        n_correct = np.bincount(key, weights=history.correct, minlength=len(ids) * k).reshape(len(ids), k)
+        key = history.codes.astype(np.intp)  # prompt code * K + epoch offset, built in place
+        key *= k
+        key += history.epoch
+        key -= first
+        n_correct = np.bincount(key[history.correct], minlength=len(ids) * k).reshape(len(ids), k)
         n_total = np.bincount(key, minlength=len(ids) * k).reshape(len(ids), k)
         with np.errstate(invalid="ignore", divide="ignore"):
             acc0 = np.where(n_total > 0, n_correct / np.maximum(n_total, 1), np.nan)

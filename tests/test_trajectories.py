@@ -80,7 +80,7 @@ def test_concat_recodes_ids():
     ("missing", "does not exist"),
     ("empty_folder", "neither step_"),
     ("truncated", "not valid JSON"),
-    ("no_reward", "without 'prompt' or 'reward'"),
+    ("no_reward", "without a text 'prompt' or a numeric 'reward'"),
     ("too_few", "fewer than one epoch"),
     ("bad_parquet", "not a readable Parquet"),
 ])

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-import orjson
+import msgspec
 
 from limr_exp.errors import DataError
 
@@ -77,8 +77,8 @@ def _read_json(path: Path, what: str) -> list[dict]:
     if not data.strip():
         raise DataError(f"{what}={path} is empty: it holds no problems")
     try:
-        obj = orjson.loads(data)
-    except orjson.JSONDecodeError as e:
+        obj = msgspec.json.decode(data)
+    except msgspec.DecodeError as e:
         raise DataError(f"{what}={path} is not valid JSON ({e}): the file may be truncated; re-export it") from None
     if isinstance(obj, dict) and len(obj) == 1 and isinstance(next(iter(obj.values())), list):
         obj = next(iter(obj.values()))  # {"data": [...]} wrappers
@@ -94,8 +94,8 @@ def _read_jsonl(path: Path, what: str) -> list[dict]:
             if not line.strip():
                 continue
             try:
-                rows.append(orjson.loads(line))
-            except orjson.JSONDecodeError as e:
+                rows.append(msgspec.json.decode(line))
+            except msgspec.DecodeError as e:
                 raise DataError(f"{what}={path} line {lineno} is not valid JSON ({e}): the file may be truncated") from None
     return rows
 
