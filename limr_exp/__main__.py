@@ -1,9 +1,11 @@
 """CLI: `python -m limr_exp [overrides]` (Hydra). A thin wrapper around `pipeline.run(cfg)`."""
 
 if __name__ == "__main__":  # first of all, so that its imports overlap Hydra's (see limr_exp.background)
+    import sys
+
     from limr_exp.background import prewarm
 
-    prewarm()
+    prewarm(sys.argv[1:])
 
 from pathlib import Path  # noqa: E402
 

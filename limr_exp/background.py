@@ -135,12 +135,18 @@ def _run_all(jobs: list) -> int:
     return 1 if failed else 0
 
 
-def prewarm() -> None:
+# Hydra's flags that print something and run no job: no child for them
+_INFO_FLAGS = {"--help", "-h", "--hydra-help", "--version", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc"}
+
+
+def prewarm(argv: list[str] | None = None) -> None:
     """Fork the background child now, at CLI start, so its imports run on a spare core while Hydra composes
     the config. The select stage takes it (`started_jobs`); if nothing does, it is killed at exit."""
     import atexit
 
     global _spare
+    if argv is not None and _INFO_FLAGS.intersection(argv):
+        return
     if _spare is None and hasattr(os, "fork"):
         _spare = (os.getpid(), BackgroundJobs().start())
         atexit.register(discard_spare)

@@ -164,8 +164,8 @@ _DUMP_DECODER = msgspec.json.Decoder(list[_DumpSample])
 _VERL_DECODER = msgspec.json.Decoder(_VerlSample)
 
 
-def _parse_step_dump(path: str) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """One `step_{n}.json`: (distinct prompt texts, per-sample index into them, rewards)."""
+def _parse_step_dump(path: str) -> tuple[list[str], np.ndarray]:
+    """One `step_{n}.json`: (prompt text, reward) of every sample."""
     try:
         samples = _DUMP_DECODER.decode(Path(path).read_bytes())
     except msgspec.ValidationError as e:
@@ -173,20 +173,11 @@ def _parse_step_dump(path: str) -> tuple[list[str], np.ndarray, np.ndarray]:
                         "dumps are lists of {prompt, response, reward}; for verl dumps set trajectories.format=verl") from None
     except msgspec.DecodeError as e:
         raise DataError(f"trajectories: {path} is not valid JSON ({e}): the dump may be truncated") from None
-    prompts = list(map(attrgetter("prompt"), samples))
-    rewards = np.fromiter(map(attrgetter("reward"), samples), dtype=np.float64, count=len(samples))
-    return _encode(prompts, rewards)
+    return (list(map(attrgetter("prompt"), samples)),
+            np.fromiter(map(attrgetter("reward"), samples), dtype=np.float64, count=len(samples)))
 
 
-def _encode(texts: list[str], rewards) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """(distinct texts in first-seen order, per-sample index into them, rewards), at C speed."""
-    distinct = list(dict.fromkeys(texts))
-    index = {t: i for i, t in enumerate(distinct)}
-    codes = np.fromiter(map(index.__getitem__, texts), dtype=np.int32, count=len(texts))
-    return distinct, codes, np.asarray(rewards, dtype=np.float64)
-
-
-def _parse_verl_dump(path: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+def _parse_verl_dump(path: str) -> tuple[list[str], np.ndarray]:
     """One verl `{step}.jsonl`: each line has `input` (templated prompt), `output`, `score`.
     The problem text is cut out of the input later, once per distinct input (TextMatcher)."""
     texts, rewards = [], []
@@ -203,7 +194,7 @@ def _parse_verl_dump(path: str) -> tuple[list[str], np.ndarray, np.ndarray]:
                 raise DataError(f"trajectories: {path} line {lineno} is not valid JSON ({e})") from None
             texts.append(sample.input)
             rewards.append(sample.score)
-    return _encode(texts, rewards)
+    return texts, np.array(rewards, dtype=np.float64)
 
 
 def _numbered_files(folder: Path, pattern: re.Pattern) -> list[tuple[int, Path]]:
@@ -238,14 +229,20 @@ class TextMatcher:
         return c
 
     def lookup(self, texts: list[str]) -> tuple[np.ndarray, list[str]]:
-        """Codes of `texts`; the j-th text the problem set lacks gets code -1-j and is returned."""
-        codes = np.array(list(map(self.known.get, texts, repeat(-1))), dtype=np.int32).reshape(-1)
+        """Codes of `texts` (one exact-text lookup per sample; the slower rules run once per distinct text
+        that misses); the j-th distinct text the problem set lacks gets code -1-j and is returned."""
+        codes = np.fromiter(map(self.known.get, texts, repeat(-1)), dtype=np.int32, count=len(texts))
         misses: list[str] = []
+        slow: dict[str, int] = {}
         for i in np.flatnonzero(codes < 0).tolist():
-            c = self._lookup_slow(texts[i])
-            if c < 0:
-                c = -1 - len(misses)
-                misses.append(texts[i])
+            text = texts[i]
+            c = slow.get(text)
+            if c is None:
+                c = self._lookup_slow(text)
+                if c < 0:
+                    c = -1 - len(misses)
+                    misses.append(text)
+                slow[text] = c
             codes[i] = c
         return codes, misses
 
@@ -270,9 +267,9 @@ class DumpReader:
         self.matcher = matcher
 
     def __call__(self, path: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        distinct, local_codes, rewards = self.parse(path)
-        codes, misses = self.matcher.lookup(distinct)
-        return codes[local_codes], rewards, misses
+        texts, rewards = self.parse(path)
+        codes, misses = self.matcher.lookup(texts)
+        return codes, rewards, misses
 
 
 _WORKER_FN: Callable | None = None

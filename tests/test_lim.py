@@ -16,7 +16,7 @@ import pytest
 from limr_exp.data import load_problem_file
 from limr_exp.pipeline import run
 from limr_exp.selection import SELECTORS, SelectionContext
-from limr_exp.trajectories import load_history
+from limr_exp.trajectories import load_history, unmatched_id
 
 from conftest import compose_cfg, write_dataset, write_step_dumps
 
@@ -64,6 +64,24 @@ def test_lim_hand_computed_example(tmp_path, theta, selected):
     first = json.loads(open(out / "selection" / "selected.jsonl").readline()) if selected else None
     if first:
         assert {"id", "prompt", "answer", "extra"} <= set(first)  # all original fields kept
+
+
+def test_selected_subset_is_written_only_once_scores_and_figures_exist(tmp_path):
+    """selected.jsonl is the last file the stage writes: if a figure can't be written, there is no subset
+    (and no stale one from an earlier run)."""
+    dumps, data = hand_example(tmp_path)
+    out = tmp_path / "out"
+    cfg = compose_cfg(["stages=[select]", "selector=lim", "dataset=file", f"dataset.path={data}",
+                       f"trajectories.path={dumps}", "trajectories.steps_per_epoch=2", "logger=[]"], output_dir=out)
+    run(cfg)
+    assert (out / "selection" / "selected.jsonl").exists()
+    for png in (out / "plots").iterdir():
+        png.unlink()
+    (out / "plots").rmdir()
+    (out / "plots").write_text("a file where the plots folder belongs")
+    with pytest.raises(RuntimeError, match="background job"):
+        run(cfg)
+    assert not (out / "selection" / "selected.jsonl").exists()
 
 
 def reference_lim(dump_dir, steps_per_epoch, max_epochs, dataset_rows, theta):
@@ -133,9 +151,15 @@ def test_lim_matches_reference_on_random_logs(tmp_path, seed):
 
 
 def test_step_dumps_parse_in_parallel_identically(tmp_path):
-    epochs = [{f"p{i}": [1, -0.5] if (i + k) % 3 else [1, 1] for i in range(30)} for k in range(6)]
+    """Forked workers code the texts they read; the parent only names texts the dataset lacks. Both paths
+    must give the same table: same ids (only those with rows), same rows, unmatched texts kept."""
+    texts = [f"p{i}" for i in range(30)] + ["  p3\n", "not in the set", "also missing"]
+    epochs = [{t: [1, -0.5] if (i + k) % 3 else [1, 1] for i, t in enumerate(texts)} for k in range(6)]
     dumps = write_step_dumps(tmp_path / "dumps", epochs, steps_per_epoch=2)
     cfg = compose_cfg([f"trajectories.path={dumps}", "trajectories.steps_per_epoch=2"])
-    ids = {f"p{i}": f"id{i}" for i in range(30)}
+    ids = {f"p{i}": f"id{i}" for i in range(40)}  # p30..p39 have no rows: not in the table
     one, two = load_history(cfg.trajectories, ids, workers=1), load_history(cfg.trajectories, ids, workers=2)
     assert one.prompt_ids == two.prompt_ids and (one.codes == two.codes).all() and (one.reward == two.reward).all()
+    assert set(one.prompt_ids) == {f"id{i}" for i in range(30)} | {unmatched_id("not in the set"), unmatched_id("also missing")}
+    named = [one.prompt_ids[c] for c in one.codes]
+    assert named.count("id3") == 2 * named.count("id4")  # "  p3\n" is p3 once stripped

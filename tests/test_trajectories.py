@@ -81,6 +81,8 @@ def test_concat_recodes_ids():
     ("empty_folder", "neither step_"),
     ("truncated", "not valid JSON"),
     ("no_reward", "without a text 'prompt' or a numeric 'reward'"),
+    ("prompt_not_text", "without a text 'prompt' or a numeric 'reward'"),
+    ("verl_no_score", "line 2 lacks a numeric 'score'"),
     ("too_few", "fewer than one epoch"),
     ("bad_parquet", "not a readable Parquet"),
 ])
@@ -89,13 +91,16 @@ def test_bad_histories_give_one_clear_line(tmp_path, setup, message):
     kw = {"steps_per_epoch": 1}
     if setup == "empty_folder":
         path.mkdir()
-    elif setup in ("truncated", "no_reward", "too_few"):
+    elif setup in ("truncated", "no_reward", "prompt_not_text", "too_few"):
         path.mkdir()
         content = {"truncated": '[{"prompt": "p", "rew', "no_reward": '[{"prompt": "p"}]',
-                   "too_few": '[{"prompt": "p", "reward": 1}]'}[setup]
+                   "prompt_not_text": '[{"prompt": ["p"], "reward": 1}]', "too_few": '[{"prompt": "p", "reward": 1}]'}[setup]
         (path / "step_1.json").write_text(content)
         if setup == "too_few":
             kw["steps_per_epoch"] = 4
+    elif setup == "verl_no_score":
+        path.mkdir()
+        (path / "1.jsonl").write_text('{"input": "p", "output": "o", "score": 1}\n{"input": "p", "output": "o"}\n')
     elif setup == "bad_parquet":
         path = tmp_path / "h.parquet"
         path.write_bytes(b"garbage")
