@@ -160,10 +160,11 @@ def discard_spare() -> None:
     _spare = None
 
 
-def started_jobs() -> BackgroundJobs:
-    """A started BackgroundJobs: the prewarmed child when this process forked one, else a new one."""
+def started_jobs(fork: bool = True) -> BackgroundJobs:
+    """The prewarmed child when this process forked one; else a new child, or with `fork=False` (nothing
+    to overlap its warm-up with) jobs that run inline."""
     global _spare
     if _spare is not None and _spare[0] == os.getpid():
         jobs, _spare = _spare[1], None
         return jobs
-    return BackgroundJobs().start()
+    return BackgroundJobs().start() if fork else BackgroundJobs()

@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 from limr_exp.config import theta_value, validate
 from limr_exp.data import ProblemSet, load_problems
 from limr_exp.errors import ConfigError, LimrError
-from limr_exp.io import atomic_path, write_jsonl
+from limr_exp.io import write_jsonl
 from limr_exp.tracking import RunInfo, Tracker
 
 log = logging.getLogger("limr_exp")
@@ -53,14 +53,14 @@ def select_stage(cfg: DictConfig, problems: ProblemSet, out: Path, tracker: Trac
     while the history loads; `selected.jsonl` is written last, once they all exist."""
     from limr_exp import plots
     from limr_exp.arrow import write_scores_table
-    from limr_exp.background import BackgroundJobs, started_jobs
+    from limr_exp.background import started_jobs
     from limr_exp.selection import SELECTORS, SelectionContext
 
     theta = theta_value(cfg)
     selector = SELECTORS.get(cfg.selector.name)(cfg.selector)
     sel_dir = out / "selection"
     (sel_dir / "selected.jsonl").unlink(missing_ok=True)  # never leave a stale subset next to new scores
-    background = started_jobs() if selector.needs_history() else BackgroundJobs()  # no history: run inline
+    background = started_jobs(fork=selector.needs_history())  # a history to load: fork while it loads
     try:
         history = reward_history(cfg, problems, tracker) if selector.needs_history() else None
         ctx = SelectionContext(problems, theta, cfg.seed, cfg.selector, history)

@@ -38,13 +38,6 @@ def test_jobs_run_in_forked_processes_in_parallel(tmp_path):
         assert len(pids) == 3  # the first job in the warm child, the others in processes forked from it
 
 
-def test_without_start_jobs_run_inline(tmp_path):
-    jobs = BackgroundJobs()
-    jobs.submit(write_pid, tmp_path / "inline")
-    jobs.finish()
-    assert int((tmp_path / "inline").read_text()) == os.getpid()
-
-
 def test_a_failed_job_raises_and_the_others_still_finish(tmp_path, capfd):
     jobs = BackgroundJobs().start()
     jobs.submit(fail)
@@ -86,3 +79,10 @@ def test_no_child_for_hydra_flags_that_run_nothing():
     prewarm(["--help"])
     prewarm(["selector=lim", "--cfg", "job"])
     assert background._spare is None
+
+
+def test_without_a_spare_and_without_fork_jobs_run_inline(tmp_path):
+    jobs = started_jobs(fork=False)
+    jobs.submit(write_pid, tmp_path / "inline")
+    jobs.finish()
+    assert int((tmp_path / "inline").read_text()) == os.getpid()

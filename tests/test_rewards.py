@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from limr_exp.rewards import RewardSettings, judge, judge_batch, math_reward, score_batch, timeouts, warm_up
+from limr_exp.rewards import RewardSettings, judge, math_reward, score_batch, timeouts, warm_up
 
 
 def boxed(x: str) -> str:

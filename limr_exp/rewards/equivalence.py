@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import re
-from fractions import Fraction
 from functools import lru_cache
 
 from limr_exp.rewards.normalize import _NUMBER, as_rational, light_clean, normalize
