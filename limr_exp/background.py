@@ -145,8 +145,8 @@ def prewarm(argv: list[str] | None = None) -> None:
     import atexit
 
     global _spare
-    if argv is not None and _INFO_FLAGS.intersection(argv):
-        return
+    if (argv is not None and _INFO_FLAGS.intersection(argv)) or (os.cpu_count() or 1) < 2:
+        return  # nothing to overlap, or no spare core to overlap it on
     if _spare is None and hasattr(os, "fork"):
         _spare = (os.getpid(), BackgroundJobs().start())
         atexit.register(discard_spare)
