@@ -32,21 +32,7 @@ class BackgroundJobs:
         gc.freeze()  # the child then leaves inherited objects (and their pages) alone
         pid = os.fork()
         if pid == 0:  # child: warm up, then run what the parent sends
-            code = 1
-            try:
-                os.close(write_fd)
-                import pickle
-
-                _warm_up()
-                with os.fdopen(read_fd, "rb") as f:
-                    payload = f.read()
-                code = _run_all(pickle.loads(payload) if payload else [])
-            except BaseException:  # report and leave without running the parent's cleanup
-                import traceback
-
-                traceback.print_exc()
-            finally:
-                os._exit(code)
+            _exit_after(lambda: _serve(read_fd, write_fd))
         gc.unfreeze()
         os.close(read_fd)
         self._pid, self._write_fd = pid, write_fd
@@ -86,6 +72,36 @@ class BackgroundJobs:
             self._pid = None
 
 
+def _exit_after(body) -> None:
+    """In a forked process: run `body` (it returns the exit code), print any exception, and leave with
+    os._exit, never running the parent's cleanup."""
+    code = 1
+    try:
+        code = body()
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def _serve(read_fd: int, write_fd: int) -> int:
+    """The child's life: warm up, read the pickled jobs (none if the parent cancels), run them."""
+    import pickle
+
+    os.close(write_fd)  # with this copy closed, EOF arrives as soon as the parent closes its own
+    _warm_up()
+    with os.fdopen(read_fd, "rb") as f:
+        payload = f.read()
+    return _run_all(pickle.loads(payload) if payload else [])
+
+
+def _run_job(fn, args, kwargs) -> int:
+    fn(*args, **kwargs)
+    return 0
+
+
 def _warm_up() -> None:
     """Import what the jobs use and draw a throwaway figure (fonts, Agg renderer) before real work arrives."""
     import pyarrow.parquet  # noqa: F401
@@ -114,14 +130,7 @@ def _run_all(jobs: list) -> int:
     for fn, args, kwargs in jobs[1:] if parallel else []:
         pid = os.fork()
         if pid == 0:
-            code = 1
-            try:
-                fn(*args, **kwargs)
-                code = 0
-            except BaseException:
-                traceback.print_exc()
-            finally:
-                os._exit(code)
+            _exit_after(lambda: _run_job(fn, args, kwargs))
         pids.append(pid)
     failed = False
     for fn, args, kwargs in jobs[:1] if parallel else jobs:

@@ -169,6 +169,8 @@ def _parse_step_dump(path: str) -> tuple[list[str], np.ndarray]:
     try:
         samples = _DUMP_DECODER.decode(Path(path).read_bytes())
     except msgspec.ValidationError as e:
+        if "$[" not in str(e):  # the error is about the whole document, not one sample
+            raise DataError(f"trajectories: {path} must hold a JSON list of samples ({e})") from None
         raise DataError(f"trajectories: {path} has a sample without a text 'prompt' or a numeric 'reward' ({e}): step "
                         "dumps are lists of {prompt, response, reward}; for verl dumps set trajectories.format=verl") from None
     except msgspec.DecodeError as e:

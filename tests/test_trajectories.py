@@ -82,6 +82,7 @@ def test_concat_recodes_ids():
     ("truncated", "not valid JSON"),
     ("no_reward", "without a text 'prompt' or a numeric 'reward'"),
     ("prompt_not_text", "without a text 'prompt' or a numeric 'reward'"),
+    ("not_a_list", "must hold a JSON list of samples"),
     ("verl_no_score", "line 2 lacks a numeric 'score'"),
     ("too_few", "fewer than one epoch"),
     ("bad_parquet", "not a readable Parquet"),
@@ -91,10 +92,11 @@ def test_bad_histories_give_one_clear_line(tmp_path, setup, message):
     kw = {"steps_per_epoch": 1}
     if setup == "empty_folder":
         path.mkdir()
-    elif setup in ("truncated", "no_reward", "prompt_not_text", "too_few"):
+    elif setup in ("truncated", "no_reward", "prompt_not_text", "not_a_list", "too_few"):
         path.mkdir()
         content = {"truncated": '[{"prompt": "p", "rew', "no_reward": '[{"prompt": "p"}]',
-                   "prompt_not_text": '[{"prompt": ["p"], "reward": 1}]', "too_few": '[{"prompt": "p", "reward": 1}]'}[setup]
+                   "prompt_not_text": '[{"prompt": ["p"], "reward": 1}]', "not_a_list": '{"prompt": "p", "reward": 1}',
+                   "too_few": '[{"prompt": "p", "reward": 1}]'}[setup]
         (path / "step_1.json").write_text(content)
         if setup == "too_few":
             kw["steps_per_epoch"] = 4

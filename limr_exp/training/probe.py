@@ -11,7 +11,6 @@ import hashlib
 import logging
 from pathlib import Path
 
-
 from limr_exp.hashing import config_hash
 from limr_exp.trajectories import AccuracyCurves, History, read_table
 
