@@ -1,10 +1,14 @@
-"""Benchmark: limr_exp.rewards.score_batch against Math-Verify called pair by pair.
+"""Benchmark: limr_exp.rewards.score_batch against Math-Verify called pair by pair, and latency under threads.
 
-10,000 responses built from MATH-FULL answers (8 per prompt: correct, correct after an earlier
-box, two equivalent rewrites, two wrong, one unformatted, one format error), scored by
+10,000 responses built from every MATH-FULL answer, the two empty ones included (each problem gets one
+response, kinds in turn: correct, correct after an earlier box, two equivalent rewrites, two wrong, one
+unformatted, one format error; the rest of the 10,000 go round again), scored by
   - score_batch (format rule + fast paths + Math-Verify in worker processes), and
   - the same rule with Math-Verify's parse/verify called for every formatted pair, in process.
-Prints both throughputs, the ratio and the agreement, and lists the pairs where they differ.
+Prints both throughputs, the ratio, the agreement on the pairs that have a reference answer (the pairs
+without one score -1 `no_reference` here; Math-Verify alone has no such rule), and lists the pairs where
+they differ. Then single `judge` calls from 1, 4 and 16 threads at once: p50/p99/max seconds per call,
+waiting for a worker included.
 
     python benchmarks/reward.py [--n 10000] [--data ../shared/data/limr/math_full_8523.json]
 """
@@ -57,29 +61,34 @@ def build(data_path: Path, n: int, seed: int = 0) -> tuple[list[str], list[str],
     rows = json.loads(data_path.read_text())
     rng = random.Random(seed)
     rng.shuffle(rows)
-    answers = [r["answer"] for r in rows]
+    answers = [r["answer"] for r in rows if r["answer"].strip()]
     responses, golds, kinds = [], [], []
-    for row in rows[: n // 8]:
-        gold = row["answer"]
+    for k in range(n):
+        gold = rows[k % len(rows)]["answer"]
         text = FILLER.format(a=rng.randint(1, 9), b=rng.randint(1, 9), c=rng.randint(10, 90))
         box = lambda x: f"{text}Therefore the answer is $\\boxed{{{x}}}$."  # noqa: E731
-        cases = [
-            ("correct", box(gold)),
-            ("correct_last_box", f"A first guess is $\\boxed{{{wrong(gold, answers, rng)}}}$, but wait. " + box(gold)),
-            ("rewritten", box(rewrite(gold, rng))),
-            ("rewritten", box(rewrite(gold, rng))),
-            ("wrong", box(wrong(gold, answers, rng))),
-            ("wrong", box(wrong(gold, answers, rng))),
-            ("unformatted", f"{text}Therefore the answer is {gold}."),
-            ("format_error", rng.choice([text + "".join(f"\\boxed{{{gold}}} " for _ in range(5)),
-                                         f"{text}Therefore the answer is $\\boxed{{{gold}",
-                                         text + "so so so so so " * 8 + box(gold)])),
-        ]
-        for kind, response in cases:
-            responses.append(response)
-            golds.append(gold)
-            kinds.append(kind)
+        kind = KINDS[k % len(KINDS)]
+        if kind == "correct":
+            response = box(gold)
+        elif kind == "correct_last_box":
+            response = f"A first guess is $\\boxed{{{wrong(gold, answers, rng)}}}$, but wait. " + box(gold)
+        elif kind == "rewritten":
+            response = box(rewrite(gold, rng))
+        elif kind == "wrong":
+            response = box(wrong(gold, answers, rng))
+        elif kind == "unformatted":
+            response = f"{text}Therefore the answer is {gold}."
+        else:
+            response = rng.choice([text + "".join(f"\\boxed{{{gold}}} " for _ in range(5)),
+                                   f"{text}Therefore the answer is $\\boxed{{{gold}",
+                                   text + "so so so so so " * 8 + box(gold)])
+        responses.append(response)
+        golds.append(gold)
+        kinds.append(kind)
     return responses, golds, kinds
+
+
+KINDS = ("correct", "correct_last_box", "rewritten", "rewritten", "wrong", "wrong", "unformatted", "format_error")
 
 
 def math_verify_pair_by_pair(responses: list[str], golds: list[str]) -> list[float]:
@@ -105,6 +114,34 @@ def math_verify_pair_by_pair(responses: list[str], golds: list[str]) -> list[flo
     return out
 
 
+def latency_table(responses: list[str], golds: list[str], thread_counts=(1, 4, 16), calls_per_thread: int = 40) -> None:
+    """Single `judge` calls from N threads at once (as OpenRLHF calls a reward function): seconds per call."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from limr_exp.rewards import judge, shutdown, warm_up
+
+    rng = random.Random(1)
+    print(f"\nlatency of single judge() calls, N threads at once ({calls_per_thread} calls each, waiting included;"
+          f" fresh workers each row, so no verdict is cached):")
+    print(f"{'threads':>8} {'p50 s':>8} {'p99 s':>8} {'max s':>8} {'calls/s':>9}")
+    for n in thread_counts:
+        picks = [rng.randrange(len(responses)) for _ in range(n * calls_per_thread)]
+        shutdown()
+        warm_up()
+
+        def timed(i):
+            t = time.perf_counter()
+            judge(responses[i], golds[i])
+            return time.perf_counter() - t
+
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(n) as ex:
+            seconds = sorted(ex.map(timed, picks))
+        wall = time.perf_counter() - t0
+        pct = lambda q: seconds[min(len(seconds) - 1, int(q * len(seconds)))]  # noqa: E731
+        print(f"{n:>8} {pct(0.5):>8.4f} {pct(0.99):>8.4f} {seconds[-1]:>8.4f} {len(seconds) / wall:>9.0f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=10_000)
@@ -112,7 +149,7 @@ def main() -> None:
     ap.add_argument("--baseline-n", type=int, default=0, help="pairs timed for Math-Verify (default: all)")
     args = ap.parse_args()
     logging.disable(logging.WARNING)
-    from limr_exp.rewards import judge_batch, warm_up
+    from limr_exp.rewards import has_reference, judge_batch, warm_up
 
     responses, golds, kinds = build(args.data, args.n)
     warm_up()  # start the verifier processes before timing (a one-off cost per training run)
@@ -124,14 +161,22 @@ def main() -> None:
     base = math_verify_pair_by_pair(responses[:n_base], golds[:n_base])
     base_s = time.perf_counter() - t
     ours_rate, base_rate = len(responses) / ours_s, n_base / base_s
-    agree = sum(o.reward == b for o, b in zip(ours, base))
-    print(f"pairs: {len(responses)} ({', '.join(f'{k} {kinds.count(k)}' for k in dict.fromkeys(kinds))})")
+    referenced = [i for i in range(n_base) if has_reference(golds[i])]
+    agree = sum(ours[i].reward == base[i] for i in referenced)
+    no_ref = [ours[i] for i in range(len(responses)) if not has_reference(golds[i])]
+    print(f"pairs: {len(responses)} ({', '.join(f'{k} {kinds.count(k)}' for k in dict.fromkeys(kinds))}) "
+          f"over {len(set(golds))} distinct answers")
+    print(f"without a reference answer: {len(no_ref)} pairs, rewards {sorted({j.reward for j in no_ref})}, "
+          f"reasons {sorted({j.reason for j in no_ref})}")
     print(f"score_batch:              {ours_s:7.2f} s  {ours_rate:9.0f} pairs/s")
     print(f"Math-Verify pair by pair: {base_s:7.2f} s  {base_rate:9.0f} pairs/s  ({n_base} pairs)")
-    print(f"speed-up: {ours_rate / base_rate:.1f}x   agreement: {agree}/{n_base} = {100 * agree / n_base:.2f}%")
-    for i, (o, b) in enumerate(zip(ours, base)):
-        if o.reward != b:
-            print(f"  differs [{kinds[i]}] gold={golds[i]!r} answer={o.extracted!r}: ours {o.reward} ({o.reason}), math-verify {b}")
+    print(f"speed-up: {ours_rate / base_rate:.1f}x   agreement on pairs with a reference: "
+          f"{agree}/{len(referenced)} = {100 * agree / len(referenced):.2f}%")
+    for i in referenced:
+        if ours[i].reward != base[i]:
+            print(f"  differs [{kinds[i]}] gold={golds[i]!r} answer={ours[i].extracted!r}: "
+                  f"ours {ours[i].reward} ({ours[i].reason}), math-verify {base[i]}")
+    latency_table(responses, golds)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ class DatasetConfig:
     id_key: Optional[str] = "id"  # rows without it get a stable id derived from the prompt text
     prompt_key: str = "prompt"
     answer_key: str = "answer"
+    drop_unanswered: bool = False  # training needs a reference answer: true drops rows whose answer is null/blank
     toy: Optional[ToyArithConfig] = None
 
 
@@ -134,6 +135,7 @@ class BenchmarkConfig:
     n_samples: int = 1
     temperature: float = 0.0  # 0 = greedy
     top_p: float = 1.0
+    drop_unanswered: bool = False  # true drops rows whose answer is null/blank (else they stop the run)
 
 
 @dataclass
@@ -270,6 +272,8 @@ def validate(cfg: DictConfig) -> None:
              f"ppo.advantage_estimator={p.advantage_estimator!r} is unknown: use gae, group_norm or reinforce_baseline")
     _require(cfg.probe.episodes >= 1, f"probe.episodes={cfg.probe.episodes} must be at least 1")
     _require(cfg.reward.timeout_s > 0, f"reward.timeout_s={cfg.reward.timeout_s} must be positive")
+    _require(0 <= cfg.reward.max_error_share <= 1,
+             f"reward.max_error_share={cfg.reward.max_error_share} must be a share between 0 and 1 (e.g. 0.01)")
     _require(cfg.eval.backend in ("hf", "vllm"), f"eval.backend={cfg.eval.backend!r} is unknown: use hf or vllm")
     if cfg.eval.backend == "vllm" and "eval" in cfg.stages:
         import importlib.util

@@ -20,7 +20,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from limr_exp.config import theta_value, validate
-from limr_exp.data import ProblemSet, load_problems
+from limr_exp.data import ProblemSet, load_problems, require_answers
 from limr_exp.errors import ConfigError, LimrError
 from limr_exp.io import write_jsonl
 from limr_exp.tracking import RunInfo, Tracker
@@ -109,6 +109,7 @@ def train_stage(cfg: DictConfig, subset: ProblemSet, out: Path, tracker: Tracker
 
     if len(subset) == 0:
         raise ConfigError("the selection is empty: nothing to train on (lower theta, or pick another selector)")
+    subset = require_answers(subset, "dataset", False)  # every problem trained on needs a reference answer
     log.info("train: %s on %d prompts for %d episodes", cfg.trainer.name, len(subset), cfg.ppo.num_episodes)
     return train(cfg, subset, out / "train", tracker)
 
@@ -155,6 +156,15 @@ def run_info(cfg: DictConfig, out: Path, sweep_dir: Path | None = None, job_num:
     return RunInfo(out, name, str(cfg.selector.name), config, sweep_dir, job_num)
 
 
+def runs_probe(cfg: DictConfig) -> bool:
+    """Whether selection trains a probe run on the whole dataset (no history given, a history-based selector)."""
+    if "select" not in cfg.stages or cfg.trajectories.path is not None:
+        return False
+    from limr_exp.selection import SELECTORS
+
+    return SELECTORS.get(cfg.selector.name)(cfg.selector).needs_history()
+
+
 def run(cfg: DictConfig, sweep_dir: Path | None = None, job_num: int | None = None) -> dict:
     """Run the configured stages; returns a summary (subset size, metrics, time per stage)."""
     out = run_dir_of(cfg)
@@ -164,6 +174,8 @@ def run(cfg: DictConfig, sweep_dir: Path | None = None, job_num: int | None = No
         validate(cfg)
         t = time.perf_counter()
         problems = load_problems(cfg.dataset)
+        if cfg.dataset.drop_unanswered or runs_probe(cfg):  # a probe trains on every problem: check them all now
+            problems = require_answers(problems, "dataset", cfg.dataset.drop_unanswered)
         summary["n_prompts"] = len(problems)
         if "select" in cfg.stages:
             subset = select_stage(cfg, problems, out, tracker)

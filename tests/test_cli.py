@@ -110,3 +110,15 @@ def test_training_bad_input_via_cli(tmp_path):
     err = [line for line in r.stderr.splitlines() if line.strip()]
     assert r.returncode != 0 and len(err) == 1 and "ppo.rollout_batch_size" in err[0], r.stderr
     assert not (tmp_path / "run" / "train" / "checkpoint").exists()
+
+
+def test_training_on_problems_without_a_reference_stops_with_one_line(tmp_path):
+    data = tmp_path / "d.json"
+    data.write_text(json.dumps([{"id": "a", "prompt": "What is 1+1?", "answer": "2"},
+                                {"id": "b", "prompt": "What is 2+2?", "answer": ""}]))
+    r = cli("experiment=smoke", "dataset=file", f"dataset.path={data}", "stages=[train]", "logger=[]",
+            f"hydra.run.dir={tmp_path / 'OUT'}", f"cache_dir={tmp_path / 'cache'}")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"limr-exp: error: dataset.path={data}: 1 problem(s) have no reference answer (row 1 (id b)): "
+        "fix them, or set dataset.drop_unanswered=true to leave them out")

@@ -118,3 +118,36 @@ def test_real_datasets_load(shared_data):
     for name, n in (("math500", 500), ("aime24", 30), ("amc23", 40)):
         ps = load_problem_file(shared_data / "eval" / f"{name}.jsonl", prompt_key="question")
         assert len(ps) == n and len(set(ps.ids)) == n
+
+
+UNANSWERED = [{"id": "a", "prompt": "What is 1+1?", "answer": "2"}, {"id": "b", "prompt": "Name the prime.", "answer": ""},
+              {"id": "c", "prompt": "What is 2+2?", "answer": None}, {"id": "d", "prompt": "What is 3+3?", "answer": " "}]
+
+
+def test_unanswered_problems_load_for_selection_and_stop_training(tmp_path):
+    from limr_exp.data import require_answers
+
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps(UNANSWERED))
+    problems = load_problem_file(path)  # selection needs only the texts: they load
+    assert [r["answer"] for r in problems.rows] == ["2", "", None, " "]
+    with pytest.raises(DataError, match=r"3 problem\(s\) have no reference answer \(row 1 \(id b\), row 2 \(id c\), row 3 \(id d\)\)"
+                                        r".*dataset.drop_unanswered=true"):
+        require_answers(problems, "dataset", drop=False)
+
+
+def test_drop_unanswered_keeps_the_answered_and_logs_the_count(tmp_path, caplog):
+    from limr_exp.data import require_answers
+
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in UNANSWERED))
+    with caplog.at_level("WARNING", logger="limr_exp"):
+        kept = require_answers(load_problem_file(path), "dataset", drop=True)
+    assert kept.ids == ["a"] and "dropped 3 problem(s) without a reference answer" in caplog.text
+
+
+def test_a_missing_answer_key_is_not_confused_with_a_null_answer(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps([{"id": "a", "prompt": "x", "solution": "2"}]))
+    with pytest.raises(DataError, match="row 0 has no 'answer' \\(answer\\) key \\(it has id, prompt, solution\\)"):
+        load_problem_file(path)

@@ -128,7 +128,66 @@ def test_reward_file_under_openrlhfs_calling_convention(dry_run, tmp_path, monke
         assert set(out) == {"rewards", "scores", "extra_logs"} and out["rewards"].tolist() == [expected]
     records = [json.loads(line) for f in (tmp_path / "records").glob("rewards-*.jsonl") for line in f.read_text().splitlines()]
     assert sorted(r["prompt_id"] for r in records) == ["q0", "q1", "q2", "q3"]
-    assert module.reward_func([None], [prompt], ["not json"])["rewards"].tolist() == [-1.0]  # never raises
+
+
+def drive_like_openrlhf(reward_func, calls):
+    """As OpenRLHF 0.11.2's SingleTurnExecutor (utils/agent.py, `_fetch_rewards_via_func`): one sample per
+    call, `asyncio.to_thread(reward_func, [query], [prompt], [label])`, many samples in flight at once."""
+    import asyncio
+
+    async def main():
+        return await asyncio.gather(*(asyncio.to_thread(reward_func, [q], [p], [label]) for q, p, label in calls),
+                                    return_exceptions=True)
+
+    return asyncio.run(main())
+
+
+PROMPT = "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_reward_file_pays_nothing_without_a_reference(tmp_path, monkeypatch):
+    from limr_exp.training.openrlhf import write_reward_file
+
+    write_reward_file(None, tmp_path / "limr_reward.py", tmp_path / "records")
+    module = load_reward_module(tmp_path / "limr_reward.py")
+    labels = [json.dumps({"answer": "", "id": "empty"}), json.dumps({"answer": None, "id": "null"}),
+              json.dumps({"answer": "4", "id": "ok"}), json.dumps({"id": "missing"})]
+    responses = ["\\boxed{?}", "\\boxed{None}", "\\boxed{4}", "\\boxed{}"]
+    out = drive_like_openrlhf(module.reward_func, [(PROMPT + r + "<|im_end|>", PROMPT, label) for r, label in zip(responses, labels)])
+    assert [o["rewards"].tolist() for o in out] == [[-1.0], [-1.0], [1.0], [-1.0]]
+    records = {json.loads(line)["prompt_id"]: json.loads(line) for f in (tmp_path / "records").glob("rewards-*.jsonl")
+               for line in f.read_text().splitlines()}
+    assert {k: r["reason"] for k, r in records.items()} == {"empty": "no_reference", "null": "no_reference", "ok": "correct",
+                                                          "missing": "no_reference"}
+
+
+def test_prompt_file_never_carries_a_stand_in_answer(tmp_path):
+    from limr_exp.data import ProblemSet
+    from limr_exp.training.openrlhf import write_prompts
+
+    problems = ProblemSet("p", [{"id": "a", "prompt": "1+1?", "answer": None}, {"id": "b", "prompt": "2+2?", "answer": "4"}])
+    write_prompts(problems, compose_cfg([]).model, tmp_path / "prompts.jsonl")
+    labels = [json.loads(json.loads(line)["label"]) for line in (tmp_path / "prompts.jsonl").read_text().splitlines()]
+    assert labels == [{"answer": None, "id": "a"}, {"answer": "4", "id": "b"}]
+
+
+def test_reward_file_stops_the_run_when_internal_errors_exceed_the_share(tmp_path):
+    from limr_exp.errors import LimrError
+    from limr_exp.training.openrlhf import _run_logged, write_reward_file
+
+    write_reward_file({"max_error_share": 0.01}, tmp_path / "limr_reward.py", tmp_path / "records")
+    module = load_reward_module(tmp_path / "limr_reward.py")
+    good = [(PROMPT + "\\boxed{4}", PROMPT, json.dumps({"answer": "4", "id": f"g{i}"})) for i in range(20)]
+    assert all(o["rewards"].tolist() == [1.0] for o in drive_like_openrlhf(module.reward_func, good))
+    one_bad = drive_like_openrlhf(module.reward_func, [(None, PROMPT, json.dumps({"answer": "4", "id": "bad"}))])
+    assert one_bad[0]["rewards"].tolist() == [-1.0]  # one error in 21 samples: below 1 % of the 100-sample floor
+    out = drive_like_openrlhf(module.reward_func, [(None, PROMPT, json.dumps({"answer": "4", "id": "bad2"}))])
+    assert isinstance(out[0], RuntimeError) and "reward.max_error_share=0.01" in str(out[0])
+    assert isinstance(drive_like_openrlhf(module.reward_func, good[:1])[0], RuntimeError)  # stays stopped
+    abort = tmp_path / "records" / "ABORTED"
+    assert "internal errors on 2 of 22 samples" in abort.read_text()
+    with pytest.raises(LimrError, match="max_error_share"):  # the launcher stops the run with that one line
+        _run_logged([sys.executable, "-c", "import time; print('step'); time.sleep(30)"], tmp_path / "log", "OpenRLHF training", abort)
 
 
 def test_trajectories_from_interleaved_process_records(tmp_path):

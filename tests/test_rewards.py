@@ -93,19 +93,94 @@ CASES = [
     ("greek and symbols are not garbled", "Let α ≤ β and θ = π/2 × 2 ÷ 1 " + boxed("42"), "42", OK),
 ]
 
+# Families where a fast path must not say "wrong" before Math-Verify is asked (graders accept these).
+FAMILIES = [
+    # a label or an `=` around the answer
+    ("label: tuple", boxed("(p,q)=(3,2)"), "(3,2)", OK),
+    ("label: tuple wrong", boxed("(p,q)=(2,3)"), "(3,2)", WRONG),
+    ("label: function value", boxed("f(x)=1"), "1", OK),
+    ("label: function value wrong", boxed("f(x)=2"), "1", WRONG),
+    ("label: segment length", boxed("|AB|=1"), "1", OK),
+    ("label: ratio", boxed("V_1:V_2=11:21"), "11:21", OK),
+    ("label: ratio wrong", boxed("V_1:V_2=21:11"), "11:21", WRONG),
+    ("label: named fraction", boxed("\\frac{NO}{BO}=\\frac1{\\sqrt6}"), "\\frac{1}{\\sqrt{6}}", OK),
+    ("label: subscripted", boxed("a_{10} = 55"), "55", OK),
+    ("label on the reference", boxed("7"), "n = 7", OK),
+    ("equation rearranged", boxed("2x+4y-3=0"), "y=-\\frac{x}{2}+\\frac{3}{4}", OK),
+    ("equation wrong", boxed("2x+4y-5=0"), "y=-\\frac{x}{2}+\\frac{3}{4}", WRONG),
+    # words for units and percent
+    ("unit words in text", boxed("\\frac{1}{3}\\text{ meters}"), "\\frac13", OK),
+    ("unit words bold", boxed("4\\textbf{ meters}"), "4", OK),
+    ("unit words plain", boxed("12 inches"), "12", OK),
+    ("unit words wrong value", boxed("13\\text{ inches}"), "12", WRONG),
+    ("percent word", boxed("28 percent"), "28\\%", OK),
+    ("pct", boxed("28 pct"), "28", OK),
+    ("percent in text", boxed("28\\text{ percent}"), "28", OK),
+    ("percent word wrong", boxed("27 percent"), "28\\%", WRONG),
+    # connectives between answers
+    ("and between numbers", boxed("6 and 8"), "6, 8", OK),
+    ("and in text", boxed("6 \\text{ and } 8"), "8,6", OK),
+    ("or between tuples", boxed("(11,7) or (7,11)"), "(11,7),(7,11)", OK),
+    ("labelled list with and", boxed("p=-1 and p=15/8"), "-1, \\frac{15}{8}", OK),
+    ("and with a wrong member", boxed("6 and 9"), "6, 8", WRONG),
+    # matrices
+    ("bmatrix vs pmatrix", boxed("\\begin{bmatrix}1\\\\2\\end{bmatrix}"), "\\begin{pmatrix}1\\\\2\\end{pmatrix}", OK),
+    ("array in brackets", boxed("\\left[\\begin{array}{cc}1&2\\\\3&4\\end{array}\\right]"),
+     "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", OK),
+    ("row break with a space", boxed("\\begin{pmatrix}1\\\\ 3\\end{pmatrix}"), "\\begin{pmatrix}1\\\\3\\end{pmatrix}", OK),
+    ("row break with a space, wrong", boxed("\\begin{pmatrix}1\\\\ 4\\end{pmatrix}"), "\\begin{pmatrix}1\\\\3\\end{pmatrix}", WRONG),
+    ("bmatrix wrong entry", boxed("\\begin{bmatrix}1\\\\5\\end{bmatrix}"), "\\begin{pmatrix}1\\\\2\\end{pmatrix}", WRONG),
+    # plus-minus, element counts, mixed numbers, intervals
+    ("pm vs set", boxed("\\pm 2021"), "\\{-2021, 2021\\}", OK),
+    ("set vs pm", boxed("-2021, 2021"), "\\pm 2021", OK),
+    ("pm radical", boxed("1\\pm\\sqrt{2}"), "1+\\sqrt{2}, 1-\\sqrt{2}", OK),
+    ("repeated root listed once", boxed("1, 2"), "1, 1, 2", OK),
+    ("list missing a member", boxed("1, 3"), "1, 2, 3", WRONG),
+    ("mixed number", boxed("918\\frac{1}{2}"), "918.5", OK),
+    ("mixed number wrong", boxed("918\\frac{1}{4}"), "918.5", WRONG),
+    ("x in interval", boxed("x\\in[-2,7]"), "[-2,7]", OK),
+    ("chain inequality", boxed("-2\\le x\\le 7"), "[-2,7]", OK),
+    ("chain inequality, open end", boxed("-2 < x \\leq 7"), "(-2,7]", OK),
+    ("chain inequality wrong end", boxed("-2\\le x\\le 8"), "[-2,7]", WRONG),
+    ("interval vs number", boxed("7"), "[-2,7]", WRONG),
+    # plain numbers: "not equal" only when rounding cannot bridge the gap
+    ("decimal close to a fraction", boxed("0.333333"), "\\frac13", OK),
+    ("numbers far apart", boxed("3.5"), "\\frac{7}{3}", WRONG),
+    ("number tuple other order", boxed("(2,1)"), "(1,2)", WRONG),
+    ("number tuple same values", boxed("(1, 2.0)"), "(1,2)", OK),
+    ("unbracketed list any order", boxed("2, 1"), "1, 2", OK),
+    ("set with a stranger", boxed("\\{1,4\\}"), "\\{1,2\\}", WRONG),
+    ("bare list vs tuple, other order", boxed("\\left(1 + \\sqrt{2}, 1 - \\sqrt{2}\\right)"), "1-\\sqrt{2}, 1+\\sqrt{2}", OK),
+    ("bare list vs closed interval", boxed("[1, 2]"), "1, 2", WRONG),
+    # numbers against expressions, unions and complex numbers: wrong in every reading
+    ("number vs polynomial", boxed("72"), "2x^3-10x^2-24x+72", WRONG),
+    ("number vs union", boxed("45"), "(-\\infty,-4)\\cup(-4,\\infty)", WRONG),
+    ("number vs complex", boxed("\\sqrt{10}"), "2-6i", WRONG),
+    ("complex written otherwise", boxed("-6i+2"), "2-6i", OK),
+    ("trailing unit letter", boxed("5 m"), "5", OK),
+]
+
 
 @pytest.fixture(scope="module", autouse=True)
 def pool():
     warm_up()
 
 
-@pytest.mark.parametrize("label,response,answer,expected", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("label,response,answer,expected", CASES + FAMILIES, ids=[c[0] for c in CASES + FAMILIES])
 def test_labelled_cases(label, response, answer, expected):
     assert math_reward(response, answer) == expected
 
 
-def test_table_is_large_enough():
-    assert len(CASES) >= 60
+def test_math_verify_agrees_with_the_family_labels():
+    """The family table is a table of Math-Verify's own verdicts (where it reads the answer as graders
+    do), so a fast path that says "wrong" first is caught here, not by our restatement of the rule."""
+    from limr_exp.rewards.extract import last_boxed
+    from limr_exp.rewards.verifier import verify_pair
+
+    mv_wrong_by_design = {"pct", "chain inequality", "chain inequality, open end"}  # Math-Verify misreads these
+    disagree = [label for label, response, answer, expected in FAMILIES
+                if label not in mv_wrong_by_design and verify_pair(answer, last_boxed(response).answer) != (expected == OK)]
+    assert not disagree
 
 
 def test_score_batch_matches_single_calls_in_order():
@@ -157,12 +232,11 @@ def test_pathological_inputs_are_bounded_and_safe(label, response, answer, tmp_p
     assert not os.path.exists("/tmp/limr_pwned")
 
 
-def test_timeouts_score_minus_one_and_are_counted():
+def test_overrun_scores_as_timeout_and_is_counted():
     before = timeouts()
     j = judge(boxed("9^{9^{9^{9}}}"), "3", RewardSettings(timeout_s=0.5))
-    assert j.reward in (-1.0, -0.5)
-    if j.reason == "timeout":
-        assert timeouts() > before
+    assert (j.reward, j.reason) == (-1.0, "timeout")
+    assert timeouts() == before + 1
     assert math_reward(boxed("2"), "2") == 1.0  # the pool recovered
 
 
@@ -181,7 +255,9 @@ def test_from_worker_threads_within_budget():
 
     with ThreadPoolExecutor(8) as ex:
         list(ex.map(call, cases * 2))
-    assert not wrong and max(durations) < 3.0 + 0.5
+    # a call may wait behind every overrun in the queue, never longer than all of them together
+    n_overruns = 2 * 3
+    assert not wrong and max(durations) < n_overruns * RewardSettings().timeout_s + 5.0
 
 
 def test_bad_api_input_raises_clear_errors():
@@ -191,8 +267,6 @@ def test_bad_api_input_raises_clear_errors():
         math_reward(b"\\boxed{1}", "1")
     with pytest.raises(TypeError, match="answer must be a str"):
         math_reward(boxed("1"), 1)
-    with pytest.raises(ValueError, match="answer is empty"):
-        math_reward(boxed("1"), "  ")
     with pytest.raises(ValueError, match="one answer per response"):
         score_batch(["a", "b"], ["1"])
     with pytest.raises(TypeError, match="sequences"):
@@ -227,3 +301,50 @@ def test_property_from_threads(pairs):
         th.join(10)
     assert all(r in (1.0, -0.5, -1.0) for r in results)
     assert score_batch([p[0] for p in pairs], [p[1] for p in pairs]) == results
+
+
+# -- no reference, no pay ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("answer", ["", "   ", None], ids=["empty", "blank", "none"])
+def test_no_reference_never_pays(answer):
+    for response in (boxed("?"), boxed("None"), boxed(""), boxed("42"), "no box at all"):
+        j = judge(response, answer)
+        assert (j.reward, j.correct, j.reason) == (-1.0, False, "no_reference")
+        assert math_reward(response, answer) == -1.0
+
+
+def test_no_reference_does_not_sink_the_batch():
+    from limr_exp.rewards import judge_batch
+
+    responses = [boxed("1"), boxed("?"), boxed("2"), boxed("None"), boxed("3")]
+    answers = ["1", "", "5", None, "3"]
+    assert score_batch(responses, answers) == [1.0, -1.0, -0.5, -1.0, 1.0]
+    assert [j.reason for j in judge_batch(responses, answers)] == ["correct", "no_reference", "wrong", "no_reference", "correct"]
+
+
+# -- internal errors are counted, not hidden ----------------------------------------------------------
+
+def test_internal_errors_are_counted_and_marked():
+    from limr_exp.rewards import errors, judge_batch
+
+    before = errors()
+    broken = RewardSettings(max_boxes=None)  # a bad setting makes the format rule raise inside the worker
+    judgements = judge_batch([boxed("1"), boxed("2")], ["1", "2"], broken)
+    assert [j.reason for j in judgements] == ["error", "error"]
+    assert all(j.reward == broken.format_error and not j.correct for j in judgements)
+    assert errors() == before + 2
+    assert math_reward(boxed("2"), "2") == 1.0  # the workers are still good
+
+
+# -- the budget is judging time, not waiting time -------------------------------------------------------
+
+def test_sixteen_threads_of_slow_but_decidable_pairs_never_time_out():
+    """Each pair takes ~0.1 s to judge alone; 16 threads x 2 pairs queue for several budgets on 2 workers,
+    yet no call is timed out for waiting."""
+    budget = RewardSettings(timeout_s=0.5)
+    pairs = [(boxed(f"x^{{90}}+{90 * k}x^{{89}}+{k}"), f"(x+{k})^{{90}}") for k in range(1, 33)]
+    before = timeouts()
+    with ThreadPoolExecutor(16) as ex:
+        reasons = list(ex.map(lambda pair: judge(*pair, budget).reason, pairs))
+    assert reasons == ["wrong"] * len(pairs)
+    assert timeouts() == before

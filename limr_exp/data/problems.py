@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -18,6 +19,8 @@ from typing import Any, Iterable
 import msgspec
 
 from limr_exp.errors import DataError
+
+log = logging.getLogger("limr_exp")
 
 FILE_FORMATS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".arrow": "arrow"}
 
@@ -184,14 +187,15 @@ def normalise_rows(rows: list, *, id_key: str | None, prompt_key: str, answer_ke
         if prompt_key not in raw:
             raise DataError(f"{source}: row {i} has no {prompt_key!r} key (it has {', '.join(map(str, raw)) or 'none'}): "
                             f"set {key_prefix}.prompt_key to the field that holds the problem text")
-        if answer_key not in raw or raw[answer_key] is None:
+        if answer_key not in raw:
             raise DataError(f"{source}: row {i} has no {answer_key!r} (answer) key (it has {', '.join(map(str, raw)) or 'none'}): "
                             f"set {key_prefix}.answer_key to the field that holds the reference answer")
         prompt = raw[prompt_key]
         if not isinstance(prompt, str):
             raise DataError(f"{source}: row {i} {prompt_key!r} is a {type(prompt).__name__}, expected text")
-        answer = raw[answer_key]
-        answer = answer if isinstance(answer, str) else json.dumps(answer) if isinstance(answer, (list, dict)) else str(answer)
+        answer = raw[answer_key]  # None (null) stays None: a problem without a reference (see require_answers)
+        if answer is not None and not isinstance(answer, str):
+            answer = json.dumps(answer) if isinstance(answer, (list, dict)) else str(answer)
         if id_key is not None and raw.get(id_key) is not None:
             pid = str(raw[id_key])
         else:
@@ -215,6 +219,22 @@ def load_problem_file(path: str | Path, *, fmt: str = "auto", split: str = "trai
     rows = normalise_rows(rows, id_key=id_key, prompt_key=prompt_key, answer_key=answer_key,
                           source=f"{key_prefix}.path={path}", key_prefix=key_prefix)
     return ProblemSet(name or Path(path).stem, rows, str(path))
+
+
+def require_answers(problems: ProblemSet, key_prefix: str, drop: bool) -> ProblemSet:
+    """Training and evaluation need a reference answer for every problem (no reference, no pay): rows
+    whose answer is null or blank stop the run with one line naming them, or are dropped when `drop`."""
+    missing = [(i, r["id"]) for i, r in enumerate(problems.rows) if r["answer"] is None or not r["answer"].strip()]
+    if not missing:
+        return problems
+    if drop:
+        log.warning("%s: dropped %d problem(s) without a reference answer (%s.drop_unanswered=true)",
+                    problems.source or problems.name, len(missing), key_prefix)
+        gone = {pid for _, pid in missing}
+        return problems.subset([pid for pid in problems.ids if pid not in gone])
+    shown = ", ".join(f"row {i} (id {pid})" for i, pid in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+    raise DataError(f"{key_prefix}.path={problems.source}: {len(missing)} problem(s) have no reference answer ({shown}): "
+                    f"fix them, or set {key_prefix}.drop_unanswered=true to leave them out")
 
 
 def load_problems(dataset_cfg, split: str | None = None) -> ProblemSet:

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from limr_exp.data import ProblemSet, load_problem_file, load_problems
-from limr_exp.errors import ConfigError
+from limr_exp.data import ProblemSet, load_problem_file, load_problems, require_answers
+from limr_exp.errors import ConfigError, LimrError
 from limr_exp.hashing import config_hash
 from limr_exp.io import write_json, write_jsonl
-from limr_exp.rewards import RewardSettings, judge_batch
+from limr_exp.rewards import RewardSettings, judge_batch, too_many_errors
 
 log = logging.getLogger("limr_exp")
 
@@ -27,8 +27,10 @@ def benchmark_problems(cfg, bench) -> ProblemSet:
         if cfg.dataset.format != "toy_arith":
             raise ConfigError(f"eval benchmark {bench.name} has no path and the dataset is not the toy world: set its path")
         return load_problems(cfg.dataset, "test")
-    return load_problem_file(bench.path, prompt_key=bench.prompt_key, answer_key=bench.answer_key, id_key="id",
-                             name=bench.name, key_prefix=f"eval.benchmarks[{bench.name}]")
+    key = f"eval.benchmarks[{bench.name}]"
+    problems = load_problem_file(bench.path, prompt_key=bench.prompt_key, answer_key=bench.answer_key, id_key="id",
+                                 name=bench.name, key_prefix=key)
+    return require_answers(problems, key, bench.drop_unanswered)
 
 
 def generate_responses(cfg, bundle, problems: ProblemSet, bench) -> list[list[str]]:
@@ -74,12 +76,17 @@ def evaluate(cfg, bundle, out: Path, tracker=None, prefix: str = "eval") -> dict
                 {"id": r["id"], "prompt": r["prompt"], "answer": r["answer"], "response": r["responses"][0],
                  "extracted": r["extracted"][0], "reward": r["rewards"][0]} for r in rows[:200]])
         acc = float(np.mean([j.correct for j in judgements])) if judgements else 0.0
-        results[bench.name] = {"acc": acc, "n_samples": len(judgements)}
+        n_errors = sum(j.reason == "error" for j in judgements)
+        reason = too_many_errors(n_errors, len(judgements), settings)
+        if reason is not None:  # an accuracy from a broken judge would be a false figure
+            raise LimrError(f"eval {bench.name}: {reason}")
+        results[bench.name] = {"acc": acc, "n_samples": len(judgements), "reward_errors": n_errors}
         log.info("%s/%s: accuracy %.1f%% over %d samples", prefix, bench.name, 100 * acc, len(judgements))
     metrics = {"benchmarks": results, "avg": float(np.mean([r["acc"] for r in results.values()])) if results else 0.0}
     write_json(out / "metrics.json", metrics)
     if tracker is not None:
-        tracker.log({f"{prefix}/{name}/acc": r["acc"] for name, r in results.items()} | {f"{prefix}/avg": metrics["avg"]})
+        tracker.log({f"{prefix}/{name}/acc": r["acc"] for name, r in results.items()} | {f"{prefix}/avg": metrics["avg"]}
+                    | {f"{prefix}/{name}/reward/errors": r["reward_errors"] for name, r in results.items()})
     return metrics
 
 

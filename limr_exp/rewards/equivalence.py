@@ -1,156 +1,172 @@
-"""Is a predicted answer equal to the reference? Fast exact paths first, Math-Verify for the rest.
+"""Is a predicted answer equal to the reference? Fast paths that say only what they can prove, then
+Math-Verify for everything else.
 
-The fast paths follow Math-Verify's own rules so the two agree: integers and fractions compare
-exactly, a decimal on either side compares after rounding both to 6 places, closed-form numbers
-(\\sqrt, \\pi, ...) compare numerically, and a tuple never equals a number of another arity.
+The rule: wherever Math-Verify alone is right, so are we. A fast path therefore answers "equal" when
+the normalised spellings or exact values agree, and "not equal" only for plain numbers (or number
+tuples in the same brackets) whose values differ by more than Math-Verify's own rounding could
+bridge. Answers with words, `=`, `:`, `\\in`, `\\pm`, connectives, environments, units or differing
+element counts always reach Math-Verify: first as written, then in the canonical spelling of
+`normalize.canonical` (so that families Math-Verify misreads, such as `-2 \\le x \\le 7`, get a
+second reading that can only turn "not equal" into "equal").
 """
 
 from __future__ import annotations
 
 import math
 import re
+from fractions import Fraction
 from functools import lru_cache
 
-from limr_exp.rewards.normalize import _NUMBER, as_rational, light_clean, normalize
+from limr_exp.rewards.normalize import (as_rational, canonical, enclosed, light_clean, normalize, split_top_level,
+                                        strip_outer_parens)
 from limr_exp.rewards.numeric import evaluate, letters
 
+FLOAT_ROUNDING = 6  # Math-Verify rounds a float to 6 decimal places before comparing
+# two values further apart than this differ after any rounding to FLOAT_ROUNDING places
+_PROVABLY_APART = Fraction(2, 10**FLOAT_ROUNDING)
+_FLOAT_APART = float(_PROVABLY_APART)
+_DIVISION = re.compile(r"/|\\div")  # `1/2\pi`: readers disagree on precedence; such pairs go to Math-Verify
+# spellings that normalisation drops but Math-Verify reads as a change of value (28\% = 0.28, 30^\circ = pi/6)
+_SET_MARKS = re.compile(r"\\cup|\\infty")
+_CONSTANT_LETTERS = {"e", "E"}  # Euler's number to Math-Verify
+_IMAGINARY = {"i", "I"}
+_LETTER_RUN = re.compile(r"[A-Za-z]{2,}")
 _COMMANDS = re.compile(r"\\[a-zA-Z]+")
-_SET_MARKS = re.compile(r"\\cup|\\cap|\\infty|\\emptyset|\\varnothing")
-FLOAT_ROUNDING = 6
+_SCALE_MARKS = re.compile(r"%|\\circ|°|\\degree")
 
 
-def _top_level_commas(s: str) -> int:
-    depth, commas = 0, 0
-    for ch in s:
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            commas += 1
-    return commas
-
-
-def _arity(s: str) -> int:
-    """Elements of a tuple/list/interval/set answer (1 for a single value)."""
-    if len(s) >= 2 and s[0] in "([{" and s[-1] in ")]}":
-        depth = 0
-        for k, ch in enumerate(s):
-            depth += ch in "([{"
-            depth -= ch in ")]}"
-            if depth == 0 and k < len(s) - 1:
-                return _top_level_commas(s) + 1
-        return _top_level_commas(s[1:-1]) + 1
-    return _top_level_commas(s) + 1
-
-
-def _strip_outer_parens(s: str) -> str:
-    """'(8-i)' -> '8-i' when the parentheses wrap the whole answer and it is not a tuple."""
-    while len(s) >= 2 and s[0] == "(" and s[-1] == ")":
-        depth = 0
-        for k, ch in enumerate(s):
-            depth += ch == "("
-            depth -= ch == ")"
-            if depth == 0 and k < len(s) - 1:
-                return s
-        inner = s[1:-1]
-        if _top_level_commas(inner):
-            return s
-        s = inner
-    return s
-
-
-def _is_decimal(s: str) -> bool:
-    return bool(_NUMBER.match(s)) and ("." in s or "e" in s.lower())
-
-
-def _free_letters(s: str) -> set[str]:
-    """Letters outside LaTeX commands and \\text-like words (e may be Euler's number)."""
-    return set(re.findall(r"[a-df-zA-Z]", _COMMANDS.sub("", s)))
-
-
-_PROBE_POINTS = (0.5, -1.7, 2.3)  # where two expressions in the same variables are compared
-
-
-def _compare_values(gv: float, pv: float, decimal: bool) -> bool | None:
-    if decimal and round(gv, FLOAT_ROUNDING) == round(pv, FLOAT_ROUNDING):
+def _numbers_equal(g: Fraction, p: Fraction) -> bool | None:
+    """Exactly equal -> True; apart by more than rounding can bridge -> False; else undecided."""
+    if g == p:
         return True
-    if math.isclose(gv, pv, rel_tol=1e-12, abs_tol=1e-12):
-        return True
-    if not math.isclose(gv, pv, rel_tol=1e-6, abs_tol=1e-9):
+    if abs(g - p) > _PROVABLY_APART:
         return False
-    return None  # close but not equal: let Math-Verify decide
+    return None
 
 
-def _elements(s: str) -> list[str]:
-    if len(s) >= 2 and s[0] in "([{" and s[-1] in ")]}" and _arity(s) == _top_level_commas(s[1:-1]) + 1:
-        s = s[1:-1]
-    parts, depth, start = [], 0, 0
-    for k, ch in enumerate(s):
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            parts.append(s[start:k])
-            start = k + 1
-    return parts + [s[start:]]
+def _apart(a: Fraction | float, b: Fraction | float) -> bool:
+    """Values that no rounding to FLOAT_ROUNDING places (nor float error) can make equal."""
+    if isinstance(a, Fraction) and isinstance(b, Fraction):
+        return abs(a - b) > _PROVABLY_APART
+    a, b = float(a), float(b)
+    return abs(a - b) > _FLOAT_APART + 1e-9 * max(abs(a), abs(b))
+
+
+def _value(s: str) -> Fraction | float | None:
+    """The exact value of a plain number, or the value of a closed form (\\frac, \\sqrt, \\pi, powers,
+    products) without letters and without `/` (whose precedence readers disagree on); else None."""
+    v = as_rational(s)
+    if v is not None:
+        return v
+    if letters(s) or _DIVISION.search(s):
+        return None
+    return evaluate(s)
+
+
+def _values(s: str) -> tuple[str, list] | None:
+    """('', [v]) for one value, (brackets, [v1, v2, ...]) for a bracketed or bare list of values, else None."""
+    brackets, inner = "", s
+    if enclosed(s):
+        brackets, inner = s[0] + s[-1], s[1:-1]
+    parts = split_top_level(inner, ",")
+    if len(parts) == 1 and brackets:
+        return None  # '{5}' or '[5]': not a list
+    values = [_value(x) for x in parts]
+    return None if any(v is None for v in values) else (brackets, values)
+
+
+def _trailing_unit(s: str) -> bool:
+    """Math-Verify's parser would strip a trailing unit (`3h`, `5 m`): its own pattern decides."""
+    try:
+        from latex2sympy2_extended.math_normalization import units_regex
+    except ImportError:  # another version: any trailing letter might be a unit
+        return s[-1].isalpha()
+    return units_regex.search(s) is not None
+
+
+def _non_constant(s: str) -> bool:
+    """An expression that equals no number in Math-Verify's reading: it changes with its one-letter
+    variables. Excluded, because Math-Verify reads them otherwise: `e` (Euler's number), runs of letters
+    (words and units it rewrites: pct, inf, cm), a trailing unit letter (which it strips), `/`. The
+    imaginary `i` may occur once, outside powers and roots: then the expression is (a i + b)/(c i + d),
+    real at i = sqrt(-1) only when it is constant in i, so "changes with i" proves it is no real number."""
+    names = letters(s)
+    if not names or names & _CONSTANT_LETTERS or _DIVISION.search(s) or _LETTER_RUN.search(_COMMANDS.sub("", s)):
+        return False
+    if names & _IMAGINARY and (len(re.findall(r"(?<![A-Za-z\\])[iI](?![A-Za-z])", s)) != 1 or "^" in s or "\\sqrt" in s):
+        return False
+    if _trailing_unit(s):
+        return False
+    values = [evaluate(s, {name: x + 0.37 * j for j, name in enumerate(sorted(names))}) for x in (0.5, -1.7, 2.3)]
+    return None not in values and any(_apart(values[0], v) for v in values[1:])
+
+
+def _same_set(xs: list, ys: list) -> bool:
+    """Every value of each list is (to 1e-12) some value of the other."""
+    def within(a, b):
+        return all(any(math.isclose(x, y, rel_tol=1e-12, abs_tol=1e-12) for y in b) for x in a)
+
+    return within(xs, ys) and within(ys, xs)
+
+
+def _has_stranger(xs: list, ys: list) -> bool:
+    """Some value of xs is apart from every value of ys."""
+    return any(all(_apart(x, y) for y in ys) for x in xs)
 
 
 def decide_fast(gold: str, pred: str) -> bool | None:
-    """True/False when decidable without symbolic work (both normalised), else None."""
+    """True/False when provable without symbolic work (both normalised), else None."""
     if gold == pred:
         return True
-    gold, pred = _strip_outer_parens(gold), _strip_outer_parens(pred)
+    gold, pred = strip_outer_parens(gold), strip_outer_parens(pred)
     if gold == pred:
         return True
     g, p = as_rational(gold), as_rational(pred)
     if g is not None and p is not None:
-        if _is_decimal(gold) or _is_decimal(pred):
-            return round(g, FLOAT_ROUNDING) == round(p, FLOAT_ROUNDING)
-        return g == p
-    if _arity(gold) != _arity(pred):
-        return False
-    if _arity(gold) > 1:  # same arity: unequal sorted values mean unequal in every reading (tuple, set, interval)
-        gvals = [evaluate(x) for x in _elements(gold)]
-        pvals = [evaluate(x) for x in _elements(pred)]
-        if None not in gvals and None not in pvals and any(
-                not math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9) for a, b in zip(sorted(gvals), sorted(pvals))):
-            return False
+        return _numbers_equal(g, p)
+    gv, pv = _values(gold), _values(pred)
+    if gv is not None and pv is not None:
+        (gb, gs), (pb, ps) = gv, pv
+        if gb == pb and len(gs) == len(ps):
+            if all(isinstance(a, Fraction) and isinstance(b, Fraction) and a == b for a, b in zip(gs, ps)):
+                return True  # the same numbers in the same order and brackets
+            if len(gs) == 1 and math.isclose(gs[0], ps[0], rel_tol=1e-12, abs_tol=1e-12):
+                return True  # closed forms of one value: 2\\sqrt{3} and \\sqrt{12}
+        if {gb, pb} == {"", "()"} and len(gs) > 1 and _same_set(gs, ps):
+            return True  # Math-Verify reads a bare list as a set and compares it with a tuple as sets
+        if _has_stranger(gs, ps) or _has_stranger(ps, gs):
+            return False  # the value sets differ: unequal as numbers, tuples, sets and intervals alike
         return None
-    if (_SET_MARKS.search(gold) is None) != (_SET_MARKS.search(pred) is None):
-        return False  # an interval or union never equals a plain value
-    gl, pl = _free_letters(gold), _free_letters(pred)
-    if gl != pl:
-        return False  # an expression in x never equals one in y or a constant (up to cancellation)
-    if "=" in gold or "=" in pred:
-        return None
-    decimal = _is_decimal(gold) or _is_decimal(pred)
-    names = letters(gold) | letters(pred)
-    if not names:
-        gv, pv = evaluate(gold), evaluate(pred)
-        return None if gv is None or pv is None else _compare_values(gv, pv, decimal)
-    for x in _PROBE_POINTS:  # the same function of its variables? differs at a point -> no
-        point = {name: x + 0.37 * j for j, name in enumerate(sorted(names))}
-        gv, pv = evaluate(gold, point), evaluate(pred, point)
-        if gv is None or pv is None:
-            return None
-        if _compare_values(gv, pv, False) is False:
-            return False
+    if (gv is None) != (pv is None):
+        if _SET_MARKS.search(gold if gv is None else pred):
+            return False  # numbers never equal a union or a half-line
+        if _non_constant(gold if gv is None else pred) and len((gv or pv)[1]) == 1:
+            return False  # an expression that changes with its variables equals no number
     return None
+
+
+@lru_cache(maxsize=100_000)
+def _spellings(answer: str) -> tuple[str, str, str, bool]:
+    """(as Math-Verify gets it, canonical, normalised, carries a scale mark): a reference answer is
+    prepared once per worker, however many samples are judged against it."""
+    light = light_clean(answer)
+    if _PLAIN.fullmatch(light):
+        return light, light, light, False
+    canon = canonical(light)
+    return light, canon, normalize(canon), _SCALE_MARKS.search(light) is not None
+
+
+_PLAIN = re.compile(r"-?\d{1,30}(?:\.\d{1,30})?")
 
 
 @lru_cache(maxsize=100_000)
 def equal(gold: str, pred: str) -> bool:
     """Full decision (may call Math-Verify; run it where a time budget is enforced)."""
-    verdict = decide_fast(normalize(gold), normalize(pred))
-    if verdict is not None:
+    g, gc, gn, g_scaled = _spellings(gold)
+    p, pc, pn, p_scaled = _spellings(pred)
+    verdict = decide_fast(gn, pn)
+    if verdict is True or (verdict is False and not (g_scaled or p_scaled)):
         return verdict
     from limr_exp.rewards.verifier import verify_pair
 
-    try:
-        return verify_pair(light_clean(gold), light_clean(pred))
-    except MemoryError:
-        raise
-    except Exception:  # an answer Math-Verify cannot read (or a sympy failure) is not equal
-        return False
+    return verify_pair(g, p) or ((gc, pc) != (g, p) and verify_pair(gc, pc))

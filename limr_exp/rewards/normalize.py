@@ -9,7 +9,7 @@ from fractions import Fraction
 _SUBS = [
     (re.compile(r"\\[dt]frac"), r"\\frac"),
     (re.compile(r"\\left|\\right|\\big|\\Big|\\bigg|\\Bigg"), ""),
-    (re.compile(r"\\[!,;: ]|\\quad|\\qquad|~"), " "),
+    (re.compile(r"(?<!\\)\\[!,;: ]|\\quad|\\qquad|~"), " "),  # spacing commands, not the row break \\ 3
     (re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|°|\\degree"), ""),
     (re.compile(r"\\%|%|\\\$|\$"), ""),
     (re.compile(r"\{,\}"), ""),  # 1{,}000
@@ -18,6 +18,7 @@ _SUBS = [
 _TEXT_CMD = re.compile(r"\\(?:text|textbf|textit|mbox|operatorname)\s*\{([^{}]*)\}")
 _TRAILING_UNITS = re.compile(r"^(.*?\d)\s*\\(?:text|mbox|mathrm)\s*\{\s*[a-zA-Z][a-zA-Z ./^\d-]*\}(\^\s*\{?\d\}?)?\s*$")
 _LHS = re.compile(r"^\s*[a-zA-Z](?:_\{?\w+\}?)?\s*=\s*(?P<rhs>[^=<>]+)$")
+_MIXED = re.compile(r"^(?P<sign>-?)(?P<whole>\d+)\\frac\{(?P<num>\d+)\}\{(?P<den>\d+)\}$")  # 918\frac{1}{2}
 _THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 _WRAPPERS = [re.compile(r"^\$+(.*?)\$+$", re.S), re.compile(r"^\\\((.*)\\\)$", re.S), re.compile(r"^\\\[(.*)\\\]$", re.S)]
 
@@ -76,6 +77,10 @@ def as_rational(s: str) -> Fraction | None:
                 return None
             value = Fraction(m.group("num")) / den
             return -value if m.groupdict().get("sign") == "-" else value
+        m = _MIXED.match(s)
+        if m and int(m.group("den")) != 0 and int(m.group("num")) < int(m.group("den")):
+            value = int(m.group("whole")) + Fraction(int(m.group("num")), int(m.group("den")))
+            return -value if m.group("sign") else value
         m = _SCI.match(s)
         if m and abs(int(m.group("e"))) <= 300:
             return Fraction(m.group("m")) * Fraction(10) ** int(m.group("e"))
@@ -91,3 +96,107 @@ def light_clean(answer: str) -> str:
     s = re.sub(r"\\!|\{,\}", "", s)
     s = re.sub(r"\\\$", "", s)
     return s.strip().rstrip(".").strip()
+
+
+# -- brackets ---------------------------------------------------------------------------------------
+
+_OPEN, _CLOSE = "([{", ")]}"
+
+
+def split_top_level(s: str, sep: str) -> list[str]:
+    """`s` split at each `sep` outside brackets (any of ()[]{}): '(1,2),3' -> ['(1,2)', '3']."""
+    parts, depth, start = [], 0, 0
+    for k, ch in enumerate(s):
+        if ch in _OPEN:
+            depth += 1
+        elif ch in _CLOSE:
+            depth -= 1
+        elif depth == 0 and s.startswith(sep, k):
+            parts.append(s[start:k])
+            start = k + len(sep)
+    return parts + [s[start:]]
+
+
+def enclosed(s: str) -> bool:
+    """The whole of `s` is one bracket group: '(1,2]' yes, '(1)(2)' no."""
+    if len(s) < 2 or s[0] not in _OPEN or s[-1] not in _CLOSE:
+        return False
+    depth = 0
+    for k, ch in enumerate(s):
+        depth += ch in _OPEN
+        depth -= ch in _CLOSE
+        if depth == 0:
+            return k == len(s) - 1
+    return False
+
+
+def strip_outer_parens(s: str) -> str:
+    """'(8-i)' -> '8-i' when round parentheses wrap a single value (never a tuple or an interval)."""
+    while s.startswith("(") and s.endswith(")") and enclosed(s) and len(split_top_level(s[1:-1], ",")) == 1:
+        s = s[1:-1]
+    return s
+
+
+# -- canonical spellings of answer families that graders accept -------------------------------------
+# Each rewrite keeps the meaning: it is used for the exact fast path and as Math-Verify's second reading.
+
+_CONNECTIVE = re.compile(r"\s*,?\s*(?:\\(?:text|textbf|mbox|mathrm)\s*\{\s*(?:and|or)\s*\}|(?<![A-Za-z\\])(?:and|or)(?![A-Za-z]))\s*")
+_ENV = re.compile(r"\\(begin|end)\s*\{(?:bmatrix|matrix|smallmatrix)\}")
+_ARRAY = re.compile(r"(?:\\left\s*)?[\[(]\s*\\begin\s*\{array\}\s*\{[^{}]*\}(?P<body>.*?)\\end\s*\{array\}\s*(?:\\right\s*)?[\])]", re.S)
+_UNIT_TEXT = re.compile(r"^(?P<value>.*?[\d}.])\s*\\(?:text|textbf|textit|mbox|mathrm)\s*\{\s*[a-zA-Z][a-zA-Z .]*\}(?:\s*\^\s*\{?\d\}?)?\s*$")
+_UNIT_WORDS = re.compile(r"^(?P<value>.*?\d)\s+[a-zA-Z]{2,}(?:\s+[a-zA-Z]+)*\.?$")
+_PERCENT_WORD = re.compile(r"\s*(?:\\(?:text|mbox|mathrm)\s*\{\s*(?:percent|pct)\.?\s*\}|(?:percent|pct)\.?)\s*$")
+# the left side of `label = value`: symbols, subscripts, primes, f(x), |AB|, (p,q), V_1:V_2, \frac{NO}{BO}, \angle ABC
+_LABEL = re.compile(r"^(?:[A-Za-z\s_{}(),:|'^]|\\(?:frac|angle|overline|mathrm|text|left|right|prime|alpha|beta|gamma|theta|phi)"
+                    r"|_\{?\d+\}?)+$")
+_IN_SET = re.compile(r"^\s*[A-Za-z]\s*\\in\s*(?P<set>.+)$")
+_LE, _LT = r"(?:\\leq?|\\leqslant|≤)", r"(?:<|\\lt)"
+_CHAIN = re.compile(rf"^(?P<a>[^<>=\\]*?(?:\\[a-z]+\{{[^{{}}]*\}}\{{?[^{{}}<>=]*\}}?)?)\s*(?P<op1>{_LE}|{_LT})\s*[A-Za-z]\s*(?P<op2>{_LE}|{_LT})\s*(?P<b>.+)$")
+
+
+def _strip_label(s: str) -> str:
+    parts = split_top_level(s, "=")
+    if len(parts) == 2 and parts[1].strip() and _LABEL.match(parts[0].strip()) and not letters_outside_commands(parts[1]):
+        return parts[1].strip()
+    return s
+
+
+def letters_outside_commands(s: str) -> bool:
+    return bool(re.search(r"[A-Za-z]", re.sub(r"\\[a-zA-Z]+", "", s)))
+
+
+def _element(s: str) -> str:
+    s = s.strip()
+    m = _IN_SET.match(s)
+    if m:
+        s = m.group("set").strip()
+    m = _CHAIN.match(s)
+    if m:
+        lo = "(" if re.fullmatch(_LT, m.group("op1")) else "["
+        hi = ")" if re.fullmatch(_LT, m.group("op2")) else "]"
+        s = f"{lo}{m.group('a').strip()},{m.group('b').strip()}{hi}"
+    s = _strip_label(s)
+    s = _PERCENT_WORD.sub(r"\\%", s) if re.search(r"\d\s*(?:\\[a-z]+\s*\{\s*)?(?:percent|pct)", s) else s
+    for pattern in (_UNIT_TEXT, _UNIT_WORDS):
+        m = pattern.match(s)
+        if m and m.group("value").strip():
+            s = m.group("value").strip()
+    return s
+
+
+def canonical(answer: str) -> str:
+    """One spelling per meaning for the families graders accept: `(p,q)=(3,2)` -> `(3,2)`,
+    `\\frac{1}{3}\\text{ meters}` -> `\\frac{1}{3}`, `28 percent` -> `28\\%`, `6 and 8` -> `6, 8`,
+    `bmatrix`/`array` -> `pmatrix`, `\\pm 2` -> `-2, 2`, `x\\in[-2,7]` and `-2\\le x\\le 7` -> `[-2,7]`."""
+    s = _ARRAY.sub(r"\\begin{pmatrix}\g<body>\\end{pmatrix}", answer)
+    s = _ENV.sub(r"\\\1{pmatrix}", s)
+    if s.count("\\pm") + s.count("\\mp") == 1 and "," not in s:
+        s = s.replace("\\mp", "\\pm")
+        s = f"{s.replace(chr(92) + 'pm', '-', 1)}, {s.replace(chr(92) + 'pm', '+', 1)}"
+        s = re.sub(r"^\+\s*", "", s.replace(", +", ", "))
+    s = _CONNECTIVE.sub(", ", s)
+    parts = split_top_level(s, ",")
+    rewritten = [_element(x) for x in parts]
+    if rewritten == [x.strip() for x in parts]:
+        return s
+    return ", ".join(x for x in rewritten if x)

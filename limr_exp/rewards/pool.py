@@ -13,7 +13,6 @@ import os
 import queue
 import threading
 import time
-import zlib
 
 
 class _Zygote:
@@ -84,100 +83,112 @@ class _Worker:
         self.conn.close()
 
 
+ERROR = "__error__"  # first field of a result that reports an internal error instead of a verdict
+
+
 class JudgePool:
-    """Worker processes that run `judge_local` with a per-judgement time budget; safe to use from threads."""
+    """`n_workers` processes (one per usable CPU by default) that run `judge_local`; safe from any thread.
+
+    Each judgement gets `settings.timeout_s` of judging time, counted from when a worker starts it: a
+    caller waiting for a free worker is not charged for the wait, nor for a worker's start. A worker
+    that overruns is killed and replaced. With as many workers as cores, N threads calling at once
+    finish in about N x judging time / cores."""
 
     def __init__(self, n_workers: int = 0, memory_limit_mb: int = 2048):
-        self.n_workers = n_workers or max(1, os.cpu_count() or 1)
-        # single judgements from many threads may add workers, so none waits out its budget in a queue
-        self.max_workers = max(4 * self.n_workers, 8)
+        from limr_exp.cpus import usable_cpus
+
+        self.n_workers = n_workers or usable_cpus()
         self.memory_limit_mb = memory_limit_mb
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._lock = threading.Lock()
         self._started = 0
-        self.timeouts = 0
+        self.timeouts = 0  # judgements that overran their budget
+        self.errors = 0  # internal errors: a bug reported by a worker, or a worker that died
         self._closed = False
 
     def _spawn(self) -> _Worker:
         return zygote().fork_worker(self.memory_limit_mb)
 
-    def _checkout(self, deadline: float | None) -> tuple[_Worker | None, bool]:
-        """(an idle worker or a new one, whether it is new); (None, False) if none came by `deadline`."""
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("the verifier pool is closed")
-            limit = self.n_workers if deadline is None else self.max_workers
-            spawn = self._idle.empty() and self._started < limit
+    def _checkout(self) -> _Worker:
+        """An idle worker, a new one while fewer than `n_workers` exist, or the next one to come free."""
+        while True:
+            with self._lock:
+                if self._closed:
+                    raise RuntimeError("the verifier pool is closed")
+                spawn = self._idle.empty() and self._started < self.n_workers
+                if spawn:
+                    self._started += 1
             if spawn:
-                self._started += 1
-        if spawn:
+                try:
+                    return self._spawn()
+                except BaseException:
+                    with self._lock:
+                        self._started -= 1
+                    raise
             try:
-                return self._spawn(), True
-            except BaseException:
-                with self._lock:
-                    self._started -= 1
-                raise
-        try:
-            return self._idle.get(timeout=None if deadline is None else max(0.0, deadline - time.monotonic())), False
-        except queue.Empty:
-            return None, False
+                return self._idle.get(timeout=0.5)  # re-check now and then: a failed spawn frees a place
+            except queue.Empty:
+                continue
 
     def _checkin(self, worker: _Worker | None) -> None:
         if worker is None:
             with self._lock:
                 self._started -= 1
-            return
-        self._idle.put(worker)
+        else:
+            self._idle.put(worker)
 
     def warm_up(self) -> None:
-        """Start every worker now (in parallel) rather than on first use."""
+        """Start every worker now rather than on first use."""
         workers = []
         with self._lock:
             while self._started < self.n_workers:
                 self._started += 1
                 workers.append(self._spawn())
-        from limr_exp.rewards.settings import RewardSettings
-
         for w in workers:
-            w.conn.send((RewardSettings(), [(0, "\\boxed{1}", "1")]))
-        for w in workers:
-            w.conn.poll(30)
-            w.conn.recv()
             self._idle.put(w)
 
-    def run(self, settings, tasks: list[tuple[int, str, str]], deadline: float | None = None) -> dict[int, tuple | None]:
-        """Judge tasks (idx, response, answer) on one worker; None marks a timeout. Tasks run in order; a
-        task that overruns `settings.timeout_s` (or the overall `deadline`, waiting for a worker included)
-        kills the worker, which is replaced for the rest."""
-        timeout_s = settings.timeout_s
-        results: dict[int, tuple | None] = {}
-        worker, fresh = self._checkout(deadline)
-        if fresh and deadline is not None:  # starting a process (the fork server, once) is not the judgement's time
-            deadline = time.monotonic() + timeout_s
-        if worker is None:
-            return {idx: None for idx, _, _ in tasks}
-        pending = list(tasks)
+    def _receive(self, worker: _Worker, timeout_s: float) -> tuple[tuple | None, bool]:
+        """(result, worker still usable): the worker's next result, None on overrun, an ERROR result if it died."""
         try:
-            while pending:
-                worker.conn.send((settings, pending))
-                while pending:
-                    budget = timeout_s if deadline is None else min(timeout_s, max(0.0, deadline - time.monotonic()))
-                    if worker.conn.poll(budget):
-                        idx, ok = worker.conn.recv()  # answers come in task order
-                        if ok[0] == "__error__":
-                            raise RuntimeError(f"reward judge failed on task {idx}: {ok[1]}")
-                        results[idx] = ok
-                        pending = pending[1:]
-                    else:  # overrun: the first pending task is the one running
-                        results[pending[0][0]] = None
-                        with self._lock:
-                            self.timeouts += 1
-                        pending = pending[1:]
+            if not worker.conn.poll(timeout_s):
+                with self._lock:
+                    self.timeouts += 1
+                return None, False
+            result = worker.conn.recv()[1]
+        except (EOFError, OSError) as e:
+            result = (ERROR, f"the judging process died ({type(e).__name__})")
+            healthy = False
+        else:
+            healthy = True
+        if result[0] == ERROR or result[2] == "timeout":  # a worker over its memory cap reports a timeout
+            with self._lock:
+                if result[0] == ERROR:
+                    self.errors += 1
+                else:
+                    self.timeouts += 1
+        return result, healthy
+
+    def run(self, settings, tasks: list[tuple[int, str, str]]) -> dict[int, tuple | None]:
+        """Judge tasks (idx, response, answer) in order on one worker: {idx: judge_local's tuple, None for
+        a timeout, or (ERROR, message)}. A worker that overruns or dies is replaced for the rest."""
+        results: dict[int, tuple | None] = {}
+        worker: _Worker | None = self._checkout()
+        try:
+            while tasks:
+                worker.conn.send((settings, tasks))
+                done = 0
+                for idx, _, _ in tasks:
+                    results[idx], healthy = self._receive(worker, settings.timeout_s)
+                    done += 1
+                    if not healthy:
                         worker.kill()
+                        worker = None
                         worker = self._spawn()
                         break
+                tasks = tasks[done:]
         except BaseException:
-            worker.kill()
+            if worker is not None:
+                worker.kill()
             worker = None
             raise
         finally:
@@ -185,27 +196,30 @@ class JudgePool:
         return results
 
     def run_parallel(self, settings, tasks: list[tuple[int, str, str]]) -> dict[int, tuple | None]:
-        """Spread tasks over the workers (threads drive them), results keyed by task index. Tasks
-        with the same reference answer go to the same worker, where its parse is cached."""
-        if not tasks:
-            return {}
-        n = min(self.n_workers, len(tasks))
-        if n == 1:
+        """Spread tasks over the workers, results keyed by task index: chunks of tasks sorted by reference
+        answer (its parse is cached in the worker) are handed out as workers come free."""
+        if len(tasks) <= 1 or self.n_workers == 1:
             return self.run(settings, tasks)
-        chunks: list[list] = [[] for _ in range(n)]
-        for task in tasks:
-            chunks[zlib.crc32(task[2].encode("utf-8", "surrogatepass")) % n].append(task)
-        chunks = [c for c in chunks if c]
+        ordered = sorted(tasks, key=lambda task: task[2])
+        size = max(1, min(64, -(-len(ordered) // (4 * self.n_workers))))
+        chunks: queue.SimpleQueue = queue.SimpleQueue()
+        for i in range(0, len(ordered), size):
+            chunks.put(ordered[i:i + size])
         out: dict[int, tuple | None] = {}
         errors: list[BaseException] = []
 
-        def drive(chunk):
+        def drive():
             try:
-                out.update(self.run(settings, chunk))
+                while not errors:
+                    try:
+                        chunk = chunks.get_nowait()
+                    except queue.Empty:
+                        return
+                    out.update(self.run(settings, chunk))
             except BaseException as e:  # re-raised in the caller
                 errors.append(e)
 
-        threads = [threading.Thread(target=drive, args=(c,), daemon=True) for c in chunks]
+        threads = [threading.Thread(target=drive, daemon=True) for _ in range(min(self.n_workers, -(-len(ordered) // size)))]
         for t in threads:
             t.start()
         for t in threads:
@@ -244,8 +258,15 @@ def shared_pool(n_workers: int = 0, memory_limit_mb: int = 2048) -> JudgePool:
 
 
 @atexit.register
-def _close_pools() -> None:
-    for pool in list(_POOLS.values()):
+def shutdown() -> None:
+    """Stop every worker process and the zygote (they start again on next use); also run at exit."""
+    global _ZYGOTE
+    with _POOLS_LOCK:
+        pools = list(_POOLS.values())
+        _POOLS.clear()
+    for pool in pools:
         pool.close()
-    if _ZYGOTE is not None:
-        _ZYGOTE.close()
+    with _ZYGOTE_LOCK:
+        if _ZYGOTE is not None:
+            _ZYGOTE.close()
+            _ZYGOTE = None

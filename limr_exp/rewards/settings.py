@@ -22,6 +22,7 @@ class RewardSettings:
     repetition_min_repeats: int = 5
     workers: int = 0  # verifier processes; 0 = one per core
     memory_limit_mb: int = 2048  # address-space cap of each verifier process
+    max_error_share: float = 0.01  # internal judge errors above this share of the samples stop training
 
     @classmethod
     def from_cfg(cls, cfg) -> "RewardSettings":

@@ -22,6 +22,7 @@ def serve(conn: Connection, memory_limit_mb: int) -> None:
     import resource
 
     from limr_exp.rewards.local import judge_local, reward_of
+    from limr_exp.rewards.pool import ERROR
 
     if memory_limit_mb > 0:
         limit = memory_limit_mb * 2**20
@@ -40,7 +41,7 @@ def serve(conn: Connection, memory_limit_mb: int) -> None:
             except MemoryError:
                 result = (reward_of("timeout", settings), False, "timeout", None)
             except Exception as e:  # a bug, not a verdict: reported to the caller
-                result = ("__error__", f"{type(e).__name__}: {e}")
+                result = (ERROR, f"{type(e).__name__}: {e}")
             conn.send((idx, result))
 
 

@@ -3,8 +3,8 @@
 Writes into `<run>/train/`:
   prompts.jsonl          the training subset: `context_messages` (chat) or `prompt`, and a JSON label
                          holding the reference answer and the prompt id
-  limr_reward.py         OpenRLHF's `reward_func(queries, prompts, labels)`, LIMR's rule via limr_exp.rewards;
-                         every sample's (prompt id, reward, correct, time) is appended to rewards/*.jsonl
+  limr_reward.py         OpenRLHF's `reward_func(queries, prompts, labels)`: builds openrlhf_reward.RewardFunction
+                         (LIMR's rule); every sample's (prompt id, reward, correct, reason, time) goes to rewards/*.jsonl
   openrlhf_command.json  the argv list
 then launches `python -m openrlhf.cli.train_ppo_ray` on a local Ray head (started and stopped here) or
 with `ray job submit` to `trainer.ray_address`, streams its log, and turns rewards/*.jsonl into
@@ -25,74 +25,15 @@ import numpy as np
 
 from limr_exp.errors import ConfigError, LimrError
 from limr_exp.io import write_json, write_jsonl, write_text
+from limr_exp.training.openrlhf_reward import ABORT_FILE
 from limr_exp.trajectories import History, write_table
 
 REWARD_FILE_TEMPLATE = '''"""LIMR's rule-based reward for OpenRLHF (`--reward.remote_url {path}`), written by limr-exp.
+The function is limr_exp.training.openrlhf_reward.RewardFunction; this file only holds its settings."""
 
-OpenRLHF calls reward_func(queries, prompts, labels) from worker threads; labels are JSON
-{{"answer": ..., "id": ...}}. It never raises: a failure scores as a format error and is logged.
-"""
+from limr_exp.training.openrlhf_reward import RewardFunction
 
-import json
-import os
-import socket
-import threading
-import time
-
-import torch
-
-from limr_exp.rewards import RewardSettings, judge_batch
-
-SETTINGS = RewardSettings(**{settings!r})
-RECORDS = os.environ.get("LIMR_REWARD_RECORDS", {records!r})
-_lock = threading.Lock()
-_MARKERS = ("<|im_start|>assistant\\n", "<|start_header_id|>assistant<|end_header_id|>\\n\\n", "Assistant:")
-_END_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "</s>")
-
-
-def split_response(query, prompt):
-    """The model's response inside OpenRLHF's decoded query (prompt + response + special tokens)."""
-    if query.startswith(prompt):
-        response = query[len(prompt):]
-    else:
-        cut = max(query.rfind(m) + len(m) if query.rfind(m) >= 0 else -1 for m in _MARKERS)
-        response = query[cut:] if cut >= 0 else query[len(prompt):]
-    for token in _END_TOKENS:
-        response = response.replace(token, "")
-    return response
-
-
-def _label(label):
-    try:
-        data = json.loads(label)
-        return str(data["answer"]), str(data.get("id", ""))
-    except (TypeError, ValueError, KeyError):
-        return str(label), ""
-
-
-def reward_func(queries, prompts, labels):
-    rewards, correct = [], []
-    try:
-        parsed = [_label(label) for label in labels]
-        responses = [split_response(q, p) for q, p in zip(queries, prompts)]
-        judgements = judge_batch(responses, [a if a.strip() else "?" for a, _ in parsed], SETTINGS)
-        rewards = [j.reward for j in judgements]
-        correct = [j.correct for j in judgements]
-    except Exception as e:  # never raise into OpenRLHF
-        print(f"[limr_reward] scoring failed ({{type(e).__name__}}: {{e}}); scoring as format errors", flush=True)
-        parsed = parsed if "parsed" in locals() else [("", "")] * len(queries)
-        rewards, correct = [SETTINGS.format_error] * len(queries), [False] * len(queries)
-    try:
-        os.makedirs(RECORDS, exist_ok=True)
-        path = os.path.join(RECORDS, f"rewards-{{socket.gethostname()}}-{{os.getpid()}}.jsonl")
-        with _lock, open(path, "a", encoding="utf-8") as f:
-            now = time.time()
-            for (_, pid), r, c in zip(parsed, rewards, correct):
-                f.write(json.dumps({{"prompt_id": pid, "reward": r, "correct": c, "time": now}}) + "\\n")
-    except OSError as e:
-        print(f"[limr_reward] could not record rewards: {{e}}", flush=True)
-    r = torch.tensor(rewards, dtype=torch.float32)
-    return {{"rewards": r, "scores": r, "extra_logs": {{"accuracy": torch.tensor([float(x) for x in correct])}}}}
+reward_func = RewardFunction(settings={settings!r}, records={records!r})
 '''
 
 
@@ -101,7 +42,7 @@ def write_prompts(problems, model_cfg, path: Path) -> tuple[str, bool]:
     chat = bool(model_cfg.use_chat_template)
     rows = []
     for r in problems.rows:
-        label = json.dumps({"answer": r["answer"], "id": r["id"]}, ensure_ascii=False)
+        label = json.dumps({"answer": r["answer"], "id": r["id"]}, ensure_ascii=False)  # a null answer stays null
         if chat:
             messages = ([{"role": "system", "content": model_cfg.system_prompt}] if model_cfg.system_prompt else []) + [
                 {"role": "user", "content": r["prompt"]}]
@@ -224,13 +165,20 @@ def _require_openrlhf() -> None:
                           "(or use trainer=local / trainer.dry_run=true)")
 
 
-def _run_logged(argv: list[str], log_path: Path, what: str) -> None:
+def _run_logged(argv: list[str], log_path: Path, what: str, abort_file: Path | None = None) -> None:
+    """Run `argv`, streaming its output to the terminal and `log_path`; stop it when the reward function
+    writes `abort_file` (its judge is broken), and raise its one-line reason."""
     with open(log_path, "a", encoding="utf-8") as log_file:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for line in proc.stdout:
             sys.stdout.write(line)
             log_file.write(line)
+            if abort_file is not None and abort_file.exists():
+                proc.terminate()
+                break
         code = proc.wait()
+    if abort_file is not None and abort_file.exists():
+        raise LimrError(abort_file.read_text(encoding="utf-8").strip())
     if code != 0:
         raise LimrError(f"{what} failed with exit code {code}: see {log_path}")
 
@@ -262,11 +210,11 @@ def train_openrlhf(cfg, problems, out: Path, tracker=None, *, num_episodes=None,
             raise ConfigError("trainer.ray_address is set but the `ray` command is not on PATH: pip install ray")
         submit = ["ray", "job", "submit", "--address", str(cfg.trainer.ray_address),
                   "--runtime-env-json", json.dumps({"env_vars": env_records}), "--"] + argv
-        _run_logged(submit, log_path, f"ray job submit to {cfg.trainer.ray_address}")
+        _run_logged(submit, log_path, f"ray job submit to {cfg.trainer.ray_address}", records / ABORT_FILE)
     else:
         _run_logged(["ray", "start", "--head", "--disable-usage-stats"], log_path, "starting a local Ray head")
         try:
-            _run_logged(argv, log_path, "OpenRLHF training")
+            _run_logged(argv, log_path, "OpenRLHF training", records / ABORT_FILE)
         finally:
             subprocess.run(["ray", "stop"], capture_output=True)
     history = trajectories_from_records(records, cfg.ppo.n_samples_per_prompt)

@@ -33,10 +33,10 @@ import torch
 import torch.nn.functional as F
 
 from limr_exp.data.problems import ProblemSet
-from limr_exp.errors import ConfigError, DataError
+from limr_exp.errors import ConfigError, DataError, LimrError
 from limr_exp.generation import position_ids, sample
 from limr_exp.io import write_json
-from limr_exp.rewards import RewardSettings, judge_batch
+from limr_exp.rewards import RewardSettings, judge_batch, too_many_errors
 from limr_exp.trajectories import History, read_table, write_table
 
 log = logging.getLogger(__name__)
@@ -224,6 +224,10 @@ class LocalPPOTrainer:
                    max_new_tokens=p.generate_max_len, batch_size=p.micro_rollout_batch_size)
         answers = [r["answer"] for r in batch_rows for _ in range(p.n_samples_per_prompt)]
         judgements = judge_batch(s.texts, answers, self.reward_settings)
+        n_errors = sum(j.reason == "error" for j in judgements)
+        reason = too_many_errors(n_errors, len(judgements), self.reward_settings)
+        if reason is not None:  # never train on format-error rewards from a broken judge
+            raise LimrError(f"{self.namespace}: {reason}")
         reward = torch.tensor([j.reward for j in judgements], dtype=torch.float32, device=self.device)
         R = s.response_width
         mask = s.action_mask.float()
@@ -249,7 +253,8 @@ class LocalPPOTrainer:
                      values_old=values, advantages=advantages, returns=returns)
         stats = {"reward_mean": reward.mean().item(), "accuracy": float(np.mean([j.correct for j in judgements])),
                  "kl": masked_mean(kl, mask).item(), "response_length": mask.sum(-1).mean().item(),
-                 "format_error_rate": float(np.mean([j.reason not in ("correct", "wrong") for j in judgements]))}
+                 "format_error_rate": float(np.mean([j.reason not in ("correct", "wrong") for j in judgements])),
+                 "reward/errors": n_errors}
         return batch, stats, judgements
 
     def _update(self, bundle, critic, opt_actor, opt_critic, batch: dict) -> dict:

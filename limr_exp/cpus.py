@@ -1,0 +1,34 @@
+"""How many CPUs this process may really use: its affinity mask, capped by a cgroup CPU quota."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+
+def _cgroup_quota() -> float | None:
+    """CPUs granted by a cgroup v2 (`cpu.max`) or v1 (`cpu.cfs_quota_us`) quota, if one is set."""
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        period = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+        return quota / period if quota > 0 and period > 0 else None
+    except (OSError, ValueError):
+        return None
+
+
+def usable_cpus() -> int:
+    """At least 1: the CPUs in this process's affinity mask, or fewer when a cgroup quota says so."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    quota = _cgroup_quota()
+    if quota is not None:
+        n = min(n, math.ceil(quota))
+    return max(1, n)

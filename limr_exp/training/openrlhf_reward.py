@@ -1,0 +1,125 @@
+"""OpenRLHF's custom reward function, LIMR's rule behind it (the generated `limr_reward.py` only builds one).
+
+OpenRLHF 0.11 (`openrlhf/utils/agent.py`, SingleTurnExecutor) loads the file given to
+`--reward.remote_url` with `spec_from_file_location` inside each vLLM engine actor and calls
+`reward_func([query], [prompt], [label])` once per sample through `asyncio.to_thread`, so calls come
+from worker threads; `query` is the decoded prompt + response with special tokens kept. If the function
+raises, OpenRLHF only logs it and the sample gets no reward, so this function raises only to stop a
+run whose judge is broken, and says so where the run's launcher looks (`<records>/ABORTED`).
+
+Every judged sample is appended to `<records>/rewards-<host>-<pid>.jsonl` (prompt id, reward, correct,
+reason, time): the history LIM reads back (training/openrlhf.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import threading
+import time
+
+from limr_exp.rewards import Judgement, RewardSettings, judge_batch, too_many_errors
+
+ABORT_FILE = "ABORTED"
+_MARKERS = ("<|im_start|>assistant\n", "<|start_header_id|>assistant<|end_header_id|>\n\n", "Assistant:")
+_END_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "</s>")
+
+
+def split_response(query: str, prompt: str) -> str:
+    """The model's response inside OpenRLHF's decoded query (prompt + response + special tokens)."""
+    if query.startswith(prompt):
+        response = query[len(prompt):]
+    else:
+        cut = max(query.rfind(m) + len(m) if query.rfind(m) >= 0 else -1 for m in _MARKERS)
+        response = query[cut:] if cut >= 0 else query[len(prompt):]
+    for token in _END_TOKENS:
+        response = response.replace(token, "")
+    return response
+
+
+def parse_label(label) -> tuple[str | None, str]:
+    """(reference answer or None, prompt id) from the JSON label limr-exp writes into prompts.jsonl;
+    a label that is not such JSON is taken as the answer itself. A missing answer stays None: it is
+    never replaced by a stand-in a response could match."""
+    try:
+        data = json.loads(label)
+    except (TypeError, ValueError):
+        return (label if isinstance(label, str) else None), ""
+    if not isinstance(data, dict):
+        return str(data), ""
+    answer = data.get("answer")
+    return (answer if answer is None or isinstance(answer, str) else str(answer)), str(data.get("id", ""))
+
+
+class RewardFunction:
+    """`reward_func(queries, prompts, labels)` for OpenRLHF: LIMR's rule, every sample recorded.
+
+    Internal errors of the judge (not timeouts) are counted over the process's samples; when they exceed
+    `reward.max_error_share` of them (`too_many_errors`), the run is stopped: a run trained on -1 rewards
+    from a broken judge is worse than none."""
+
+    def __init__(self, settings: dict, records: str):
+        self.settings = RewardSettings(**settings)
+        self.records = os.environ.get("LIMR_REWARD_RECORDS", records)
+        self._lock = threading.Lock()
+        self.n_judged = 0
+        self.n_errors = 0
+        self.first_error: str | None = None
+        self.aborted: str | None = None
+
+    def __call__(self, queries, prompts, labels):
+        import torch
+
+        if self.aborted:
+            raise RuntimeError(self.aborted)
+        parsed = [parse_label(label) for label in labels]
+        try:
+            responses = [split_response(q, p) for q, p in zip(queries, prompts)]
+            judgements = judge_batch(responses, [answer for answer, _ in parsed], self.settings)
+        except Exception as e:  # a bad call or a failed judge: every sample of the call is an internal error
+            self._note_error(f"{type(e).__name__}: {e}")
+            judgements = [Judgement(self.settings.format_error, False, "error", None)] * len(queries)
+        self._record(parsed, judgements)
+        self._count(judgements)
+        rewards = torch.tensor([j.reward for j in judgements], dtype=torch.float32)
+        return {"rewards": rewards, "scores": rewards,
+                "extra_logs": {"accuracy": torch.tensor([float(j.correct) for j in judgements]),
+                               "reward_errors": torch.tensor([float(j.reason == "error") for j in judgements])}}
+
+    def _note_error(self, message: str) -> None:
+        with self._lock:
+            self.first_error = self.first_error or message
+
+    def _count(self, judgements: list[Judgement]) -> None:
+        errors = sum(j.reason == "error" for j in judgements)
+        with self._lock:
+            self.n_judged += len(judgements)
+            self.n_errors += errors
+            if errors and self.first_error is None:
+                self.first_error = "see the reward log lines of this engine"
+            reason = None if self.aborted else too_many_errors(self.n_errors, self.n_judged, self.settings)
+            if reason is None:
+                return
+            self.aborted = f"limr-exp reward: {reason} (first error: {self.first_error})"
+        print(self.aborted, file=sys.stderr, flush=True)
+        try:
+            os.makedirs(self.records, exist_ok=True)
+            with open(os.path.join(self.records, ABORT_FILE), "w", encoding="utf-8") as f:
+                f.write(self.aborted + "\n")
+        except OSError:
+            pass
+        raise RuntimeError(self.aborted)
+
+    def _record(self, parsed, judgements: list[Judgement]) -> None:
+        try:
+            os.makedirs(self.records, exist_ok=True)
+            path = os.path.join(self.records, f"rewards-{socket.gethostname()}-{os.getpid()}.jsonl")
+            now = time.time()
+            lines = "".join(json.dumps({"prompt_id": pid, "reward": j.reward, "correct": j.correct, "reason": j.reason,
+                                        "time": now}) + "\n" for (_, pid), j in zip(parsed, judgements))
+            with self._lock, open(path, "a", encoding="utf-8") as f:
+                f.write(lines)
+        except OSError as e:
+            print(f"[limr_reward] could not record rewards: {e}", file=sys.stderr, flush=True)
