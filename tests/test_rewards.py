@@ -158,6 +158,10 @@ FAMILIES = [
     ("number vs complex", boxed("\\sqrt{10}"), "2-6i", WRONG),
     ("complex written otherwise", boxed("-6i+2"), "2-6i", OK),
     ("trailing unit letter", boxed("5 m"), "5", OK),
+    # the answer itself may repeat; only the prose around it is checked for loops
+    ("zero matrix is not a loop", boxed("\\begin{pmatrix}" + "\\\\".join(["0&0&0&0&0"] * 5) + "\\end{pmatrix}"),
+     "\\begin{pmatrix}" + "\\\\".join(["0&0&0&0&0"] * 5) + "\\end{pmatrix}", OK),
+    ("repeated root listed five times", boxed(", ".join(["\\frac{1}{2}"] * 5)), "\\frac12", OK),
 ]
 
 

@@ -16,6 +16,7 @@ class Extraction:
     answer: str | None
     n_boxes: int
     problem: str | None  # None, or the format-error reason
+    span: tuple[int, int] = (0, 0)  # where the answer stands in the text
 
 
 def _braced(text: str, start: int) -> int:
@@ -44,13 +45,13 @@ def last_boxed(text: str) -> Extraction:
         end = _braced(text, pos)
         if end < 0:
             return Extraction(None, len(starts), "unterminated_box")
-        content = text[pos + 1:end - 1].strip()
+        content, span = text[pos + 1:end - 1].strip(), (pos + 1, end - 1)
     else:  # "\boxed 5": the token up to whitespace or '$'
         m = re.match(r"[^\s$]+", text[pos:])
-        content = m.group().strip() if m else ""
+        content, span = (m.group().strip(), (pos, pos + m.end())) if m else ("", (pos, pos))
     if not content:
         return Extraction(None, len(starts), "empty_box")
-    return Extraction(content, len(starts), None)
+    return Extraction(content, len(starts), None, span)
 
 
 def garbled(text: str, max_fraction: float) -> bool:
@@ -98,8 +99,9 @@ def format_problem(response: str, settings) -> tuple[str | None, str | None]:
         return ex.answer, "too_many_boxes"
     if ex.problem is not None:
         return None, ex.problem
-    if settings.check_garbled and garbled(response, settings.garbled_fraction):
+    prose = response[:ex.span[0]] + response[ex.span[1]:]  # the answer itself may repeat: 1, 1, 1, 1, 1 or a zero matrix
+    if settings.check_garbled and garbled(prose, settings.garbled_fraction):
         return ex.answer, "garbled"
-    if settings.check_repetition and repeated(response, settings.repetition_min_span, settings.repetition_min_repeats):
+    if settings.check_repetition and repeated(prose, settings.repetition_min_span, settings.repetition_min_repeats):
         return ex.answer, "repetition"
     return ex.answer, None
