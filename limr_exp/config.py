@@ -55,7 +55,8 @@ class TrajectoriesConfig:
     format: str = "auto"  # auto | step_dumps | verl | table
     steps_per_epoch: int = 8  # step dumps / verl: consecutive step files forming one epoch
     max_epochs: Optional[int] = None  # only the first max_epochs epochs count; null = all complete ones
-    prompt_regex: Optional[str] = None  # verl: regex whose group 1 is the problem inside a templated input
+    prompt_regex: Optional[str] = None  # verl: regex whose group 1 is the problem inside a templated input (default: found)
+    min_match_share: float = 0.5  # fail when fewer of the dataset's prompts occur in the history
 
 
 @dataclass
@@ -271,6 +272,8 @@ def validate(cfg: DictConfig) -> None:
     _require(p.advantage_estimator in ("gae", "group_norm", "reinforce_baseline"),
              f"ppo.advantage_estimator={p.advantage_estimator!r} is unknown: use gae, group_norm or reinforce_baseline")
     _require(cfg.probe.episodes >= 1, f"probe.episodes={cfg.probe.episodes} must be at least 1")
+    _require(0 <= cfg.trajectories.min_match_share <= 1,
+             f"trajectories.min_match_share={cfg.trajectories.min_match_share} must be a share between 0 and 1")
     _require(cfg.reward.timeout_s > 0, f"reward.timeout_s={cfg.reward.timeout_s} must be positive")
     _require(0 <= cfg.reward.max_error_share <= 1,
              f"reward.max_error_share={cfg.reward.max_error_share} must be a share between 0 and 1 (e.g. 0.01)")

@@ -43,7 +43,6 @@ def arrow_schema():
                       ("step", pa.int32()), ("reward", pa.float64()), ("correct", pa.bool_())])
 STEP_DUMP_RE = re.compile(r"^step_(\d+)\.json$")
 VERL_RE = re.compile(r"^(\d+)\.jsonl$")
-QWEN_USER_TURN = r"<\|im_start\|>user\n(.*?)<\|im_end\|>"
 
 
 def unmatched_id(text: str) -> str:
@@ -210,37 +209,69 @@ def _numbered_files(folder: Path, pattern: re.Pattern) -> list[tuple[int, Path]]
 
 
 class TextMatcher:
-    """Maps prompt texts from logs to codes into `ids`: exact text first, then stripped text, then (for
-    templated inputs) the `prompt_regex` group. The problem set's ids come first, in its order, so a
-    forked worker can code the texts it reads (`lookup`); texts the set lacks get a stable
-    `unmatched-…` id, coded in the parent (`unmatched_code`)."""
+    """Maps prompt texts from logs to codes into `ids`. A text is the problem itself (exact, then stripped),
+    or a chat-templated input that holds it (verl decodes inputs with or without special tokens, under any
+    template): then `prompt_regex`'s group 1 when given, else what lies between the template parts that all
+    inputs of a file share, else the longest problem text found inside the input. The problem set's ids
+    come first, in its order, so a forked worker can code the texts it reads (`lookup`); texts the set
+    lacks get a stable `unmatched-…` id, coded in the parent (`unmatched_code`)."""
 
-    def __init__(self, text_to_id: dict[str, str], prompt_regex: str | None = None):
+    ANCHOR = 12  # problems are found inside inputs by their first ANCHOR characters
+
+    def __init__(self, text_to_id: dict[str, str], prompt_regex: str | None = None, templated: bool = False):
         self.ids: list[str] = list(dict.fromkeys(text_to_id.values()))
         code_of_id = {pid: c for c, pid in enumerate(self.ids)}
         self.known = {text: code_of_id[pid] for text, pid in text_to_id.items()}  # stripped text -> code
         self.pattern = re.compile(prompt_regex, re.S) if prompt_regex else None
+        self.templated = templated
+        self._anchors: dict[str, list[str]] | None = None
         self._unmatched: dict[str, int] = {}
 
-    def _lookup_slow(self, text: str) -> int:
+    def _anchor_index(self) -> dict[str, list[str]]:
+        """First ANCHOR characters -> the problem texts starting with them (longest first); built on first use."""
+        if self._anchors is None:
+            self._anchors = {}
+            for text in sorted(self.known, key=len, reverse=True):
+                self._anchors.setdefault(text[:self.ANCHOR], []).append(text)
+        return self._anchors
+
+    def _inside(self, text: str) -> int:
+        """The code of the longest problem text that occurs inside `text`, or -1."""
+        index, best = self._anchor_index(), ""
+        for i in range(len(text) - 1):
+            for candidate in index.get(text[i:i + self.ANCHOR], ()):
+                if len(candidate) > len(best) and text.startswith(candidate, i):
+                    best = candidate
+                    break
+        return self.known[best] if best else -1
+
+    def _lookup_slow(self, text: str, template: tuple[int, int] = (0, 0)) -> int:
         c = self.known.get(text.strip(), -1)
         if c < 0 and self.pattern is not None:
             m = self.pattern.search(text)
             if m:
                 c = self.known.get(m.group(1).strip(), -1)
+        if c < 0 and self.templated and self.pattern is None:
+            head, tail = template
+            c = self.known.get(text[head:len(text) - tail].strip(), -1)
+            if c < 0:
+                c = self._inside(text)
         return c
 
     def lookup(self, texts: list[str]) -> tuple[np.ndarray, list[str]]:
         """Codes of `texts` (one exact-text lookup per sample; the slower rules run once per distinct text
         that misses); the j-th distinct text the problem set lacks gets code -1-j and is returned."""
         codes = np.fromiter(map(self.known.get, texts, repeat(-1)), dtype=np.int32, count=len(texts))
+        missed = np.flatnonzero(codes < 0).tolist()
+        distinct = list(dict.fromkeys(texts[i] for i in missed))
+        template = _shared_ends(distinct) if self.templated and len(distinct) > 1 else (0, 0)
         misses: list[str] = []
         slow: dict[str, int] = {}
-        for i in np.flatnonzero(codes < 0).tolist():
+        for i in missed:
             text = texts[i]
             c = slow.get(text)
             if c is None:
-                c = self._lookup_slow(text)
+                c = self._lookup_slow(text, template)
                 if c < 0:
                     c = -1 - len(misses)
                     misses.append(text)
@@ -259,6 +290,14 @@ class TextMatcher:
     @property
     def n_unmatched(self) -> int:
         return len(self._unmatched)
+
+
+def _shared_ends(texts: list[str]) -> tuple[int, int]:
+    """Lengths of the prefix and suffix that all `texts` share (a chat template's fixed parts)."""
+    head = len(os.path.commonprefix(texts))
+    tail = len(os.path.commonprefix([t[::-1] for t in texts]))
+    shortest = min(map(len, texts))
+    return head, min(tail, shortest - head)
 
 
 class DumpReader:
@@ -332,8 +371,8 @@ def import_numbered_dumps(folder: str | os.PathLike, kind: str, steps_per_epoch:
         log.warning("trajectories: %d trailing step files do not fill an epoch and are left out", len(files) - len(used))
 
     workers = (os.cpu_count() or 1) if workers is None else workers
-    # verl inputs are chat-templated: without trajectories.prompt_regex, take the Qwen template's user turn
-    matcher = TextMatcher(text_to_id, (prompt_regex or QWEN_USER_TURN) if kind == "verl" else None)
+    # verl inputs are chat-templated (decoded with or without special tokens): the problem is found inside them
+    matcher = TextMatcher(text_to_id, prompt_regex, templated=kind == "verl")
     read = DumpReader(kind, matcher)
     files_read = []  # (step number, codes, rewards) per file, in step order
     for (step_no, _), (codes, rewards, misses) in zip(used, _map_parallel(read, [str(p) for _, p in used], workers)):
@@ -399,7 +438,21 @@ def load_history(traj_cfg, text_to_id: dict[str, str], workers: int | None = Non
                                       traj_cfg.prompt_regex, workers)
     if table.num_rows == 0:
         raise DataError(f"trajectories.path={path} holds no samples")
+    check_coverage(table, set(text_to_id.values()), traj_cfg.min_match_share, path)
     return table
+
+
+def check_coverage(history: History, dataset_ids: set[str], min_share: float, path) -> None:
+    """A history that matches no prompt of the dataset, or fewer than `min_share` of them, is a mistake
+    (another dataset's logs, or inputs whose problem text was not found), not an empty selection."""
+    if not dataset_ids:
+        return
+    matched = len(dataset_ids.intersection(history.prompt_ids))
+    if matched == 0 or matched < min_share * len(dataset_ids):
+        raise DataError(f"trajectories.path={path} matches {matched} of the dataset's {len(dataset_ids)} prompts "
+                        f"({100 * matched / len(dataset_ids):.0f}%), below trajectories.min_match_share={min_share:g}: "
+                        "check that the history belongs to this dataset; for templated inputs whose problem text is "
+                        "not found, set trajectories.prompt_regex (group 1 = the problem)")
 
 
 @dataclass

@@ -52,5 +52,28 @@ def write_dataset(path: Path, prompts: list[str], ids: list[str] | None = None) 
     return path
 
 
+def released_source(package: str, version: str, member: str) -> str:
+    """The text of `member` (a path ending) inside the released wheel `package==version`: the wheel is
+    fetched once with `pip download` (cached under outputs/cache/wheels) and read, never installed.
+    Engine contracts are tested against this code, not against our restatement of it."""
+    import subprocess
+    import sys
+    import zipfile
+
+    cache = ROOT / "outputs" / "cache" / "wheels"
+    cache.mkdir(parents=True, exist_ok=True)
+    pattern = f"{package.replace('-', '_')}-{version}-*.whl"
+    wheels = list(cache.glob(pattern))
+    if not wheels:
+        r = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", f"{package}=={version}", "-d", str(cache)],
+                           capture_output=True, text=True, timeout=300)
+        wheels = list(cache.glob(pattern))
+        if not wheels:
+            pytest.skip(f"cannot download {package}=={version}: {r.stderr.strip()[-200:]}")
+    with zipfile.ZipFile(wheels[0]) as z:
+        name = next(n for n in z.namelist() if n.endswith(member))
+        return z.read(name).decode()
+
+
 def to_yaml(cfg) -> str:
     return OmegaConf.to_yaml(cfg)

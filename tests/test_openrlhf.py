@@ -10,35 +10,22 @@ import subprocess
 import sys
 import threading
 import types
-import zipfile
 from pathlib import Path
 
 import pytest
 
 from limr_exp.training.openrlhf import trajectories_from_records
 
-from conftest import ROOT, compose_cfg
+from conftest import compose_cfg, released_source
 from test_cli import cli
 
 OPENRLHF_VERSION = "0.11.2"
-CACHE = ROOT / "outputs" / "cache" / "openrlhf"
 
 
 def released_parser():
-    """OpenRLHF's own argparse parser from the pinned release: the wheel is fetched once with
-    `pip download` (cached under outputs/cache/) and the parser-building statements of
-    openrlhf/cli/train_ppo_ray.py are run without importing ray/vllm (which need CUDA)."""
-    CACHE.mkdir(parents=True, exist_ok=True)
-    wheels = list(CACHE.glob(f"openrlhf-{OPENRLHF_VERSION}-*.whl"))
-    if not wheels:
-        r = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", f"openrlhf=={OPENRLHF_VERSION}",
-                            "-d", str(CACHE)], capture_output=True, text=True, timeout=300)
-        wheels = list(CACHE.glob(f"openrlhf-{OPENRLHF_VERSION}-*.whl"))
-        if not wheels:
-            pytest.skip(f"cannot download openrlhf=={OPENRLHF_VERSION}: {r.stderr.strip()[-200:]}")
-    with zipfile.ZipFile(wheels[0]) as z:
-        name = next(n for n in z.namelist() if n.endswith("openrlhf/cli/train_ppo_ray.py"))
-        source = z.read(name).decode()
+    """OpenRLHF's own argparse parser from the pinned release: the parser-building statements of
+    openrlhf/cli/train_ppo_ray.py in its wheel, run without importing ray/vllm (which need CUDA)."""
+    source = released_source("openrlhf", OPENRLHF_VERSION, "openrlhf/cli/train_ppo_ray.py")
     main = next(n for n in ast.parse(source).body if isinstance(n, ast.If) and "__main__" in ast.unparse(n.test))
     statements = []
     for st in main.body:

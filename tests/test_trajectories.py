@@ -11,7 +11,7 @@ import pytest
 from limr_exp.errors import DataError
 from limr_exp.trajectories import COLUMNS, AccuracyCurves, History, load_history, read_table, unmatched_id, write_table
 
-from conftest import compose_cfg, write_step_dumps
+from conftest import compose_cfg, released_source, write_step_dumps
 
 
 def traj_cfg(path, **kw):
@@ -119,3 +119,94 @@ def test_curves_fill_one_epoch_gaps_from_the_next_epoch_only():
     assert acc["b"][0] == 1.0 and np.isnan(acc["b"][1]) and acc["b"][2:] == [1.0, 1.0]  # two-epoch gap: only the later one filled
     assert acc["c"][:3] == [1.0, 1.0, 1.0] and np.isnan(acc["c"][3])
     assert c.scored.tolist() == [False, False, False] and np.isnan(c.mean).all()
+
+
+# -- verl dumps as verl writes them -------------------------------------------------------------------
+
+VERL_VERSION = "0.9.1"
+QWEN_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+                 "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+LLAMA_TEMPLATE = ("<|begin_of_text|>{% for m in messages %}<|start_header_id|>{{ m.role }}<|end_header_id|>\n\n"
+                  "{{ m.content }}<|eot_id|>{% endfor %}{% if add_generation_prompt %}"
+                  "<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}")
+SPECIALS = {"qwen": ["<|im_start|>", "<|im_end|>"], "llama": ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]}
+
+
+def chat_tokenizer(kind: str, corpus: list[str]):
+    """A real HF fast tokenizer (BPE trained here) with the template's special tokens and chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=400, special_tokens=SPECIALS[kind],
+                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, additional_special_tokens=SPECIALS[kind])
+    fast.chat_template = QWEN_TEMPLATE if kind == "qwen" else LLAMA_TEMPLATE
+    return fast
+
+
+def verl_writer():
+    """`RayPPOTrainer._write_generations` from verl's released trainer/ppo/ray_trainer.py (the function that
+    writes `trainer.rollout_data_dir/{step}.jsonl`), taken out of the wheel and run as it is."""
+    import ast
+
+    source = released_source("verl", VERL_VERSION, "verl/trainer/ppo/ray_trainer.py")
+    cls = next(n for n in ast.parse(source).body if isinstance(n, ast.ClassDef) and n.name == "RayPPOTrainer")
+    fn = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "_write_generations")
+    fn.decorator_list = []
+    namespace: dict = {}
+    exec("import json, os\n" + ast.unparse(fn), namespace)
+    return namespace["_write_generations"]
+
+
+@pytest.mark.parametrize("template", ["qwen", "llama"])
+@pytest.mark.parametrize("skip_special_tokens", [True, False])
+def test_verl_dumps_written_by_verl_match_every_prompt(tmp_path, template, skip_special_tokens):
+    from limr_exp.selection.lim import lim_scores
+
+    write = verl_writer()
+    # problems that share their opening words, so the template's fixed parts can't be found by common prefixes alone
+    problems = [f"Compute the value of $x$ when $x + {i} = {3 * i + 1}$. Give your answer in lowest terms." for i in range(12)]
+    problems += [f"Compute $\\dbinom{{{i + 5}}}{{{i}}}$." for i in range(4)] + ["How many primes are less than 30?"]
+    tok = chat_tokenizer(template, problems + ["Please reason step by step, and put your final answer within \\boxed{}."])
+    system = {"role": "system", "content": "Please reason step by step, and put your final answer within \\boxed{}."}
+    ids = [tok.apply_chat_template([system, {"role": "user", "content": p}], add_generation_prompt=True, tokenize=True)
+           for p in problems]
+    ids = [x if isinstance(x, list) else list(x["input_ids"]) for x in ids]
+    inputs = tok.batch_decode(ids, skip_special_tokens=skip_special_tokens)  # as verl's _log_rollout_data decodes them
+    assert all(p in text for p, text in zip(problems, inputs))
+    rng = np.random.default_rng(0)
+    truth = {}
+    folder = tmp_path / "rollout_data"
+    for step in range(1, 9):  # 4 epochs of 2 steps, 4 samples per prompt per step
+        scores = [float(rng.random() < (i + step) / 30) for i in range(len(problems)) for _ in range(4)]
+        for k, sc in enumerate(scores):
+            truth.setdefault(problems[k // 4], []).append((step, sc))
+        write([inputs[k // 4] for k in range(len(scores))], ["..."] * len(scores), [None] * len(scores), scores, {},
+              str(folder), step)
+    text_to_id = {p: f"q{i}" for i, p in enumerate(problems)}
+    h = load_history(traj_cfg(folder, steps_per_epoch=2), text_to_id, workers=1)  # format auto, no regex
+    assert sorted(h.prompt_ids) == sorted(text_to_id.values())
+    direct = History.build(list(text_to_id.values()), [int(text_to_id[p][1:]) for p in problems for _ in truth[p]],
+                           [(s + 1) // 2 for p in problems for s, _ in truth[p]], [s for p in problems for s, _ in truth[p]],
+                           [r for p in problems for _, r in truth[p]])
+    def scores(history):
+        c = AccuracyCurves.from_history(history)
+        return dict(zip(c.prompt_ids, lim_scores(c.acc, c.mean).tolist()))
+
+    assert scores(h) == scores(direct)
+
+
+def test_a_history_that_matches_no_prompt_is_an_error(tmp_path):
+    folder = tmp_path / "rollouts"
+    folder.mkdir()
+    for step in (1, 2):
+        (folder / f"{step}.jsonl").write_text(json.dumps({"input": "user\nSomething else entirely\nassistant\n",
+                                                          "output": "", "score": 1.0, "step": step}) + "\n")
+    with pytest.raises(DataError, match=r"matches 0 of the dataset's 2 prompts \(0%\), below trajectories.min_match_share=0.5"):
+        load_history(traj_cfg(folder, steps_per_epoch=1), {"What is 2+2?": "a", "What is 3+3?": "b"}, workers=1)
+    half = load_history(traj_cfg(folder, steps_per_epoch=1, min_match_share=0.0), {"Something else entirely": "a",
+                                                                                   "What is 3+3?": "b"}, workers=1)
+    assert "a" in half.prompt_ids
