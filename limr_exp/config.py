@@ -123,6 +123,7 @@ class PPOConfig:
     advantage_estimator: str = "gae"  # gae | group_norm | reinforce_baseline
     normalize_reward: bool = False
     max_norm: float = 1.0
+    lr_warmup_steps: int = 0  # optimiser steps of linear learning-rate warm-up
     zero_stage: int = 2
     bf16: bool = True
 
@@ -147,7 +148,8 @@ class EvalConfig:
     max_new_tokens: int = 512
     benchmarks: List[BenchmarkConfig] = field(default_factory=list)
     evaluate_base: bool = True  # also evaluate the base model (cached) into eval/base_metrics.json
-    tensor_parallel_size: Optional[int] = None  # vllm: default = visible GPUs
+    tensor_parallel_size: Optional[int] = None  # vllm: null = the most visible GPUs that divide the attention heads
+    gpu_memory_utilization: float = 0.8  # vllm: the engine's share of GPU memory
 
 
 @dataclass
@@ -156,13 +158,21 @@ class TrainerConfig:
     device: str = "auto"  # auto | cpu | cuda
     save_steps: int = 1  # checkpoint every N rollout steps (resume point)
     dry_run: bool = False  # openrlhf: write the command and reward file, launch nothing
-    ray_address: Optional[str] = None  # openrlhf: submit with `ray job submit` instead of a local head
-    num_nodes: int = 1  # openrlhf: nodes for actor, critic and reference
-    gpus_per_node: int = 8
+    ray_address: Optional[str] = None  # openrlhf: `ray job submit` to this cluster (null: a Ray of the run's own)
+    shared_dir: Optional[str] = None  # openrlhf with ray_address: storage every node and this machine see
+    num_nodes: int = 1  # openrlhf: the cluster's nodes ...
+    gpus_per_node: int = 8  # ... and GPUs per node
+    layout: str = "auto"  # openrlhf: auto | separate | colocate_all (limr_exp/training/placement.py)
+    actor_gpus: int = 4  # openrlhf, separate layout: GPUs of the actor, reference and critic models
+    ref_gpus: int = 4
+    critic_gpus: int = 4
     vllm_num_engines: int = 4
     vllm_tensor_parallel_size: int = 1
-    colocate_all: bool = False
-    extra: Dict[str, Any] = field(default_factory=dict)  # openrlhf: more flags, e.g. {"vllm.gpu_memory_utilization": 0.6}
+    vllm_gpu_memory_utilization: Optional[float] = None  # openrlhf: vLLM's share of GPU memory (null: OpenRLHF's default)
+    eval_steps: int = -1  # openrlhf: evaluate on the eval suite's files every N steps (-1: never)
+    packing_samples: bool = False  # openrlhf: pack samples (flash-attention)
+    adam_offload: bool = False  # openrlhf: Adam states in CPU memory
+    extra: Dict[str, Any] = field(default_factory=dict)  # openrlhf: more flags, e.g. {"vllm.enforce_eager": true}
 
 
 @dataclass
@@ -277,7 +287,29 @@ def validate(cfg: DictConfig) -> None:
     _require(cfg.reward.timeout_s > 0, f"reward.timeout_s={cfg.reward.timeout_s} must be positive")
     _require(0 <= cfg.reward.max_error_share <= 1,
              f"reward.max_error_share={cfg.reward.max_error_share} must be a share between 0 and 1 (e.g. 0.01)")
+    if cfg.trainer.name == "openrlhf":  # the GPU layout must fit the cluster before anything runs
+        from limr_exp.training import placement
+
+        model = str(cfg.model.path) if cfg.model.path is not None else None
+        _require(model is not None, "trainer=openrlhf needs a model checkpoint: set model.path (a folder or hub id) "
+                                    "or model=qwen2.5_math_7b")
+        _require(not model.startswith(("/", ".", "~")) or os.path.isdir(os.path.expanduser(model)),
+                 f"model.path={model} does not exist: point it at a Hugging Face model folder (or a hub id)")
+        _require(not cfg.trainer.ray_address or cfg.trainer.shared_dir,
+                 "trainer.ray_address needs trainer.shared_dir: a folder on storage that every node of the cluster and "
+                 "this machine see (NFS, Lustre), for the prompts, reward records and checkpoints")
+
+        p = cfg.ppo
+        kl, critic = p.init_kl_coef > 0, p.advantage_estimator == "gae"
+        placement.check(placement.plan(cfg.trainer, kl, critic), cfg.trainer, kl, critic, p.n_samples_per_prompt,
+                        p.rollout_batch_size, p.micro_rollout_batch_size)
     _require(cfg.eval.backend in ("hf", "vllm"), f"eval.backend={cfg.eval.backend!r} is unknown: use hf or vllm")
+    _require(0 < cfg.eval.gpu_memory_utilization <= 1,
+             f"eval.gpu_memory_utilization={cfg.eval.gpu_memory_utilization} must be a share in (0, 1]")
+    if cfg.eval.backend == "vllm" and cfg.eval.tensor_parallel_size is not None and cfg.model.path:
+        from limr_exp.evaluation.vllm_backend import model_shape, tensor_parallel_size
+
+        tensor_parallel_size(model_shape(str(cfg.model.path)), cfg.eval.tensor_parallel_size, 0)  # one line if it can't divide the heads
     if cfg.eval.backend == "vllm" and "eval" in cfg.stages:
         import importlib.util
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from limr_exp.training.openrlhf import trajectories_from_records
 
 from conftest import compose_cfg, released_source
 from test_cli import cli
@@ -43,7 +42,7 @@ def dry_run(tmp_path_factory, shared_data_module):
     d = shared_data_module
     r = cli("stages=[select,train]", "experiment=limr_paper", "trainer=openrlhf", "trainer.dry_run=true",
             "selector=precomputed", f"selector.scores_path={d}/lim_scores.json", "theta=0.6", "dataset=file",
-            f"dataset.path={d}/math_full_8523.json", "logger=[]", f"hydra.run.dir={out}")
+            f"dataset.path={d}/math_full_8523.json", f"data_root={d}", "logger=[]", f"hydra.run.dir={out}")
     assert r.returncode == 0, r.stderr[-2000:]
     return out
 
@@ -65,23 +64,145 @@ def test_every_flag_is_defined_by_the_released_parser_with_the_papers_values(dry
                 "rollout.temperature": 1.2, "train.batch_size": 256, "actor.adam.lr": 5e-7, "critic.adam.lr": 9e-6,
                 "algo.kl.init_coef": 0.01, "actor.eps_clip": 0.2, "critic.value_clip": 0.2, "algo.advantage.lambd": 0.95,
                 "algo.advantage.estimator": "gae", "ds.zero_stage": 3, "ds.param_dtype": "bf16", "vllm.num_engines": 4,
-                "data.apply_chat_template": True, "data.label_key": "label"}
+                "data.apply_chat_template": True, "data.label_key": "label", "rollout.micro_batch_size": 4,
+                "train.micro_batch_size": 4, "ckpt.save_steps": 1, "eval.steps": 1}
     for key, value in expected.items():
         assert args[key] == value, key
     assert args["data.prompt_dataset"] == str(dry_run / "train" / "prompts.jsonl")
     assert len((dry_run / "train" / "prompts.jsonl").read_text().splitlines()) == 1389
 
 
+class _Placed(Exception):
+    """Raised by the fake PPOTrainer: every model has been placed by then."""
+
+
+def openrlhf_placement(argv: list[str]) -> dict:
+    """Run openrlhf/cli/train_ppo_ray.py from the released wheel as `python -m` runs it (its parser, its checks
+    after parse_args, its real `hierarchize`, then `train()`), with Ray, vLLM and the model actors faked,
+    and record what it asks Ray for. Returns {"gpus": whole GPUs asked for, "max_per_node": ...}."""
+    source = released_source("openrlhf", OPENRLHF_VERSION, "openrlhf/cli/train_ppo_ray.py")
+    config_source = released_source("openrlhf", OPENRLHF_VERSION, "openrlhf/utils/config.py")
+    asked = {"pgs": [], "groups": [], "vllm": []}
+
+    class PG:
+        def __init__(self, bundles, strategy):
+            self.bundles = bundles
+            asked["pgs"].append(self)
+
+        def ready(self):
+            return self
+
+    def group(num_nodes, num_gpus_per_node, cls, pg=None, num_gpus_per_actor=1, duplicate_actors=1):
+        asked["groups"].append((cls, num_nodes, num_gpus_per_node, pg, num_gpus_per_actor))
+        return types.SimpleNamespace()
+
+    def vllm_engines(num_engines, tp, *args, **kwargs):
+        asked["vllm"].append((num_engines, tp, args[6]))  # the 9th argument is the shared placement group
+        return ["engine"] * num_engines
+
+    class Trainer:
+        @staticmethod
+        def remote(*args, **kwargs):
+            raise _Placed
+
+    utils_config = types.ModuleType("openrlhf.utils.config")
+    exec(config_source, utils_config.__dict__)
+    fakes = {
+        "ray": types.SimpleNamespace(is_initialized=lambda: True, init=lambda **kw: None, get=lambda x: x),
+        "ray.util.placement_group": types.SimpleNamespace(placement_group=PG),
+        "openrlhf": types.ModuleType("openrlhf"),
+        "openrlhf.trainer.ray": types.SimpleNamespace(create_vllm_engines=vllm_engines),
+        "openrlhf.trainer.ray.launcher": types.SimpleNamespace(RayActorGroup=group, ReferenceModelActor="ref",
+                                                               RewardModelActor="reward"),
+        "openrlhf.trainer.ray.ppo_actor": types.SimpleNamespace(PolicyModelActor="actor"),
+        "openrlhf.trainer.ray.ppo_critic": types.SimpleNamespace(CriticModelActor="critic"),
+        "openrlhf.utils": types.SimpleNamespace(get_strategy=lambda args: types.SimpleNamespace(print=lambda *a: None)),
+        "openrlhf.utils.config": utils_config,
+        "openrlhf.trainer.ppo_trainer": types.SimpleNamespace(PPOTrainer=Trainer),
+    }
+    saved_modules, saved_argv = {k: sys.modules.get(k) for k in fakes}, sys.argv
+    sys.modules.update(fakes)
+    sys.argv = ["train_ppo_ray"] + argv[3:]
+    try:
+        exec(compile(source, "train_ppo_ray.py", "exec"), {"__name__": "__main__"})
+    except _Placed:
+        pass
+    finally:
+        sys.argv = saved_argv
+        for k, v in saved_modules.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+    gpus = sum(len(pg.bundles) for pg in asked["pgs"])
+    gpus += sum(nodes * per_node for _, nodes, per_node, pg, _ in asked["groups"] if pg is None)
+    gpus += sum(n * tp for n, tp, pg in asked["vllm"] if pg is None)
+    per_node = [len(pg.bundles) for pg in asked["pgs"]] + [per for _, _, per, pg, _ in asked["groups"] if pg is None]
+    return {"gpus": gpus, "max_per_node": max(per_node + [tp for _, tp, _ in asked["vllm"]]),
+            "groups": {cls: (nodes, per) for cls, nodes, per, _, _ in asked["groups"]}}
+
+
+def dry_run_argv(tmp_path, *overrides, shared=None):
+    from conftest import SHARED_DATA
+
+    d = shared or SHARED_DATA
+    out = tmp_path / "OUT"
+    r = cli("stages=[select,train]", "trainer.dry_run=true", "selector=precomputed", f"selector.scores_path={d}/lim_scores.json",
+            f"data_root={d}", "logger=[]", f"hydra.run.dir={out}", *overrides)
+    assert r.returncode == 0, r.stderr[-2000:]
+    argv = json.loads((out / "train" / "openrlhf_command.json").read_text())
+    n_prompts = len((out / "train" / "prompts.jsonl").read_text().splitlines())
+    return argv, n_prompts
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset,overrides,capacity", [
+    ("limr_paper", [], 16),                              # LIMR's layout: 4 actor + 4 ref + 4 critic + 4 vLLM, 2 x 8 GPUs
+    ("limr_paper", ["trainer.num_nodes=1"], 8),          # one 8-GPU node: colocated
+    ("limr_1gpu", [], 1),                                # one GPU: everything colocated, vLLM sleeps
+])
+def test_presets_fit_by_openrlhfs_own_placement_and_schedule_enough_steps(tmp_path, shared_data_module, preset, overrides,
+                                                                           capacity):
+    from limr_exp.training.openrlhf import effective_flag
+
+    argv, n_prompts = dry_run_argv(tmp_path, f"experiment={preset}", *overrides, shared=shared_data_module)
+    placed = openrlhf_placement(argv)  # OpenRLHF's own checks run too: an assert there fails this test
+    assert placed["gpus"] <= capacity and placed["max_per_node"] <= min(capacity, 8)
+    if preset == "limr_paper" and not overrides:
+        assert placed["groups"] == {"actor": (1, 4), "ref": (1, 4), "critic": (1, 4)} and placed["gpus"] == 16
+    batch = int(effective_flag(argv, "--rollout.batch_size", "0"))
+    episodes = int(effective_flag(argv, "--train.num_episodes", "0"))
+    assert n_prompts == 1389 and (n_prompts // batch) * episodes >= 100  # rollout steps, even counting full batches only
+    args = vars(released_parser().parse_args(argv[3:]))
+    for flag in ("ds.packing_samples", "ds.adam_offload", "reward.normalize_enable", "ckpt.load_enable"):
+        assert args[flag] is True, flag
+    assert args["rollout.temperature"] == 1.2 and args["actor.adam.lr"] == 5e-7 and args["critic.adam.lr"] == 9e-6
+    assert args["rollout.n_samples_per_prompt"] == 8 and args["algo.kl.init_coef"] == 0.01 and args["algo.advantage.lambd"] == 0.95
+    assert args["actor.lr_warmup_ratio"] > 0 and args["eval.dataset"] and args["eval.steps"] >= 1
+
+
+def test_a_layout_that_does_not_fit_is_one_line_before_any_work(tmp_path):
+    r = cli("experiment=limr_paper", "trainer.num_nodes=1", "trainer.layout=separate", "trainer.dry_run=true", "logger=[]",
+            f"hydra.run.dir={tmp_path}/run")
+    err = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 2 and len(err) == 1 and "Traceback" not in r.stderr
+    assert "asks Ray for 16 GPUs" in err[0] or "ask Ray for 16 GPUs" in err[0]
+    assert "trainer.num_nodes x trainer.gpus_per_node = 1 x 8 = 8" in err[0] and "trainer.layout=colocate_all" in err[0]
+    assert not (tmp_path / "run" / "train").exists()
+
+
 def test_local_config_flags_also_parse(tmp_path):
     from limr_exp.training.openrlhf import build_command
 
-    cfg = compose_cfg(["trainer=openrlhf", "ppo.advantage_estimator=group_norm",
-                       "+trainer.extra={vllm.gpu_memory_utilization: 0.6, train.colocate_all: true}"])
+    cfg = compose_cfg(["trainer=openrlhf", "ppo.advantage_estimator=group_norm", "trainer.gpus_per_node=4", "trainer.actor_gpus=1",
+                       "trainer.ref_gpus=1", "trainer.vllm_num_engines=2",
+                       "+trainer.extra={vllm.gpu_memory_utilization: 0.6, vllm.enforce_eager: true}"])
     cfg.model.path = str(tmp_path)  # an existing local folder
-    argv = build_command(cfg, tmp_path / "p.jsonl", "prompt", False, tmp_path / "r.py", tmp_path)
+    argv = build_command(cfg, tmp_path / "p.jsonl", "prompt", False, tmp_path / "r.py", tmp_path, n_prompts=64)
     args = vars(released_parser().parse_args(argv[3:]))
     assert args["algo.advantage.estimator"] == "group_norm" and args["data.input_template"] == "Q: {}\nA:"
-    assert args["vllm.gpu_memory_utilization"] == 0.6 and args["train.colocate_all"] is True
+    assert args["vllm.gpu_memory_utilization"] == 0.6 and args["vllm.enforce_eager"] is True
+    assert openrlhf_placement(argv)["gpus"] <= 4
 
 
 def load_reward_module(path: Path):
@@ -92,8 +213,7 @@ def load_reward_module(path: Path):
     return module
 
 
-def test_reward_file_under_openrlhfs_calling_convention(dry_run, tmp_path, monkeypatch):
-    monkeypatch.setenv("LIMR_REWARD_RECORDS", str(tmp_path / "records"))
+def test_reward_file_under_openrlhfs_calling_convention(dry_run, tmp_path):
     module = load_reward_module(dry_run / "train" / "limr_reward.py")
     prompt = ("<|im_start|>system\nPlease reason step by step, and put your final answer within \\boxed{}.<|im_end|>\n"
               "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n")
@@ -113,7 +233,7 @@ def test_reward_file_under_openrlhfs_calling_convention(dry_run, tmp_path, monke
     for i, (_, _, expected) in enumerate(cases):
         out = results[i]
         assert set(out) == {"rewards", "scores", "extra_logs"} and out["rewards"].tolist() == [expected]
-    records = [json.loads(line) for f in (tmp_path / "records").glob("rewards-*.jsonl") for line in f.read_text().splitlines()]
+    records = [json.loads(line) for f in (dry_run / "train" / "rewards").glob("rewards-*.jsonl") for line in f.read_text().splitlines()]
     assert sorted(r["prompt_id"] for r in records) == ["q0", "q1", "q2", "q3"]
 
 
@@ -177,28 +297,58 @@ def test_reward_file_stops_the_run_when_internal_errors_exceed_the_share(tmp_pat
         _run_logged([sys.executable, "-c", "import time; print('step'); time.sleep(30)"], tmp_path / "log", "OpenRLHF training", abort)
 
 
-def test_trajectories_from_interleaved_process_records(tmp_path):
-    rows_a = [("p1", 1.0, 1.0), ("p1", -0.5, 2.0), ("p2", 1.0, 2.5), ("p1", 1.0, 5.0), ("p2", -1.0, 6.0)]
-    rows_b = [("p2", 1.0, 1.5), ("p1", 1.0, 4.0), ("p2", 1.0, 5.5), ("p1", -0.5, 7.0)]
-    for name, rows in (("rewards-host-1.jsonl", rows_a), ("rewards-host-2.jsonl", rows_b)):
-        (tmp_path / name).write_text("".join(json.dumps({"prompt_id": p, "reward": r, "correct": r == 1.0, "time": t}) + "\n"
-                                             for p, r, t in rows) + '{"prompt_id": "p1", "rew')  # a cut-off last line
-    h = trajectories_from_records(tmp_path, n_samples_per_prompt=2)
-    got = sorted((h.prompt_ids[c], int(e), float(r)) for c, e, r in zip(h.codes, h.epoch, h.reward))
-    # p1 in time order: 1.0(1) -0.5(2) | 1.0(4) 1.0(5) | -0.5(7)   p2: 1.0(1.5) 1.0(2.5) | 1.0(5.5) -1.0(6)
-    assert got == sorted([("p1", 1, 1.0), ("p1", 1, -0.5), ("p1", 2, 1.0), ("p1", 2, 1.0), ("p1", 3, -0.5),
-                          ("p2", 1, 1.0), ("p2", 1, 1.0), ("p2", 2, 1.0), ("p2", 2, -1.0)])
+def simulate_openrlhf_steps(reward_path: Path, prompts: list[str], batch: int, n: int, steps: range, correct_at) -> None:
+    """Rollout steps as OpenRLHF 0.11's synchronous loop makes them: each episode walks the prompts in
+    batches of `batch` (the last one takes what is left), n samples each, every sample's reward fetched with
+    asyncio.to_thread(reward_func, [query], [prompt], [label]); step s+1 starts after step s ends."""
+    import time
+
+    module = load_reward_module(reward_path)
+    batches = [prompts[i:i + batch] for i in range(0, len(prompts), batch)]
+    for step in steps:
+        group = batches[(step - 1) % len(batches)]
+        calls = [(PROMPT + ("\\boxed{4}" if correct_at(pid, step) else "\\boxed{5}"), PROMPT,
+                  json.dumps({"answer": "4", "id": pid})) for pid in group for _ in range(n)]
+        calls.append((PROMPT + "\\boxed{4}", PROMPT, json.dumps({"answer": "4", "id": "math500/1", "eval": True})))
+        assert all(not isinstance(o, Exception) for o in drive_like_openrlhf(module.reward_func, calls))
+        time.sleep(0.002)
 
 
-def test_vllm_backend_calls_against_a_fake_engine(monkeypatch):
-    """A unit test with a fake `vllm` module: what the backend asks of vLLM and what it returns."""
+def test_history_from_openrlhf_records_across_a_rerun_and_a_resume(tmp_path):
+    from limr_exp.training.openrlhf import start_launch, write_reward_file
+    from limr_exp.trajectories import import_reward_records
+
+    prompts, batch, n = ["a", "b", "c", "d", "e"], 2, 2  # 3 rollout steps an episode: a b | c d | e
+    records, reward_path = tmp_path / "rewards", tmp_path / "limr_reward.py"
+    correct_at = lambda pid, step: (ord(pid) + step) % 3 == 0  # noqa: E731
+
+    write_reward_file(None, reward_path, records, start_launch(records, None))  # an earlier run in the same folder ...
+    simulate_openrlhf_steps(reward_path, prompts, batch, n, range(1, 3), lambda pid, step: True)
+    write_reward_file(None, reward_path, records, start_launch(records, None))  # ... is cleared by a fresh start
+    simulate_openrlhf_steps(reward_path, prompts, batch, n, range(1, 5), correct_at)  # killed during step 5
+    write_reward_file(None, reward_path, records, start_launch(records, 3))  # resumes from the checkpoint at step 3
+    simulate_openrlhf_steps(reward_path, prompts, batch, n, range(4, 7), correct_at)
+
+    h = import_reward_records(records, n, batch, len(prompts))
+    got = sorted((h.prompt_ids[c], int(e), int(s), bool(k)) for c, e, s, k in zip(h.codes, h.epoch, h.step, h.correct))
+    steps_of = {"a": (1, 4), "b": (1, 4), "c": (2, 5), "d": (2, 5), "e": (3, 6)}
+    want = sorted((pid, 1 + (s > 3), s, correct_at(pid, s)) for pid, ss in steps_of.items() for s in ss for _ in range(n))
+    assert got == want  # each step once, eval samples and the replaced step 4 left out
+    assert (records / f"eval-{__import__('socket').gethostname()}-{__import__('os').getpid()}.jsonl").exists()
+
+
+def test_vllm_backend_calls_against_a_fake_engine(monkeypatch, tmp_path):
+    """A fake `vllm` module: what the backend asks of vLLM (dtype, memory share, TP that divides the heads,
+    greedy n > 1 drawn once), and that one engine is alive at a time."""
     from limr_exp.evaluation import vllm_backend
 
-    calls = {}
+    calls, alive = {}, []
 
     class FakeLLM:
-        def __init__(self, model, tensor_parallel_size, seed):
-            calls["init"] = (model, tensor_parallel_size, seed)
+        def __init__(self, model, tensor_parallel_size, dtype, gpu_memory_utilization, seed):
+            calls["init"] = (model, tensor_parallel_size, dtype, gpu_memory_utilization, seed)
+            alive.append(model)
+            self.llm_engine = types.SimpleNamespace(engine_core=types.SimpleNamespace(shutdown=lambda: alive.remove(model)))
 
         def generate(self, prompts, params):
             calls["params"] = params
@@ -206,13 +356,36 @@ def test_vllm_backend_calls_against_a_fake_engine(monkeypatch):
 
     fake = types.SimpleNamespace(LLM=FakeLLM, SamplingParams=lambda **kw: types.SimpleNamespace(**kw))
     monkeypatch.setitem(sys.modules, "vllm", fake)
-    monkeypatch.setattr(vllm_backend, "_ENGINES", {})
-    out = vllm_backend.generate("/m", ["a", "b"], n=4, temperature=0.4, top_p=0.95, max_tokens=3072, tensor_parallel_size=2, seed=7)
+    monkeypatch.setattr(vllm_backend, "_ENGINE", {})
+    base, trained = tmp_path / "base", tmp_path / "trained"
+    for folder in (base, trained):  # Qwen2.5-Math-7B's head counts, float32 weights
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"num_attention_heads": 28, "num_key_value_heads": 4, "torch_dtype": "float32"}))
+    out = vllm_backend.generate(str(base), ["a", "b"], n=4, temperature=0.4, top_p=0.95, max_tokens=3072, tensor_parallel_size=2,
+                                seed=7, gpu_memory_utilization=0.5)
     assert out == [[f"a-{k}" for k in range(4)], [f"b-{k}" for k in range(4)]]
-    assert calls["init"] == ("/m", 2, 7)
-    assert vars(calls["params"]) == {"n": 4, "temperature": 0.4, "top_p": 0.95, "max_tokens": 3072}
-    greedy = vllm_backend.generate("/m", ["a"], n=1, temperature=0.0, top_p=0.95, max_tokens=10)
-    assert greedy == [["a-0"]] and calls["params"].top_p == 1.0
+    assert calls["init"] == (str(base), 2, "float32", 0.5, 7)
+    assert vars(calls["params"]) == {"n": 4, "temperature": 0.4, "top_p": 0.95, "max_tokens": 3072, "seed": 7}
+    greedy = vllm_backend.generate(str(trained), ["a"], n=3, temperature=0.0, top_p=0.95, max_tokens=10)
+    assert greedy == [["a-0"] * 3] and calls["params"].n == 1 and calls["params"].top_p == 1.0
+    assert alive == [str(trained)]  # the base model's engine was shut down first
+
+
+@pytest.mark.parametrize("requested,visible,expected", [(None, 8, 4), (None, 1, 1), (None, 3, 2), (2, 8, 2), (4, 8, 4)])
+def test_tensor_parallel_size_divides_the_heads(requested, visible, expected):
+    from limr_exp.evaluation.vllm_backend import tensor_parallel_size
+
+    assert tensor_parallel_size({"num_attention_heads": 28, "num_key_value_heads": 4}, requested, visible) == expected
+
+
+def test_a_tensor_parallel_size_that_cannot_divide_the_heads_is_one_line(tmp_path):
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"num_attention_heads": 28, "num_key_value_heads": 4}))
+    r = cli("experiment=smoke", "eval.backend=vllm", "eval.tensor_parallel_size=8", f"model.path={model}", "logger=[]",
+            f"hydra.run.dir={tmp_path}/run")
+    err = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 2 and len(err) == 1 and "eval.tensor_parallel_size=8 must divide the model's 28 attention heads" in err[0]
 
 
 @pytest.mark.gpu
@@ -232,9 +405,12 @@ def test_vllm_real_evaluation(tmp_path):
 @pytest.mark.parametrize("overrides,message", [
     (["trainer=openrlhf", "model.path=/no/such/model"], "model.path"),
     (["trainer=openrlhf", "model=qwen2.5_math_7b"], "needs OpenRLHF"),
-    (["trainer=openrlhf", "model=qwen2.5_math_7b", "trainer.ray_address=ray://10.255.255.1:10001"], "needs OpenRLHF"),
+    (["trainer=openrlhf", "model=qwen2.5_math_7b", "trainer.ray_address=http://10.255.255.1:8265"], "needs trainer.shared_dir"),
+    (["trainer=openrlhf", "model=qwen2.5_math_7b", "trainer.ray_address=http://10.255.255.1:8265", "trainer.shared_dir=/tmp"],
+     "needs OpenRLHF"),
 ])
 def test_bad_openrlhf_input_is_one_line(tmp_path, overrides, message):
-    r = cli("experiment=smoke", "stages=[train]", "logger=[]", f"cache_dir={tmp_path}/cache", f"hydra.run.dir={tmp_path}/run", *overrides)
+    r = cli("experiment=smoke", "stages=[train]", "logger=[]", f"cache_dir={tmp_path}/cache", f"hydra.run.dir={tmp_path}/run",
+            "trainer.gpus_per_node=1", *overrides)
     err = [line for line in r.stderr.splitlines() if line.strip()]
     assert r.returncode != 0 and len(err) == 1 and message in err[0] and "Traceback" not in r.stderr, r.stderr

@@ -40,7 +40,7 @@ def generate_responses(cfg, bundle, problems: ProblemSet, bench) -> list[list[st
 
         return vllm_backend.generate(bundle.path, prompts, n=bench.n_samples, temperature=bench.temperature, top_p=bench.top_p,
                                      max_tokens=cfg.eval.max_new_tokens, tensor_parallel_size=cfg.eval.tensor_parallel_size,
-                                     seed=cfg.seed)
+                                     seed=cfg.seed, gpu_memory_utilization=cfg.eval.gpu_memory_utilization)
     from limr_exp.generation import sample
 
     s = sample(bundle.model, bundle.tokenizer, prompts, bench.n_samples, temperature=bench.temperature, top_p=bench.top_p,

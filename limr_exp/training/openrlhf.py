@@ -1,15 +1,17 @@
 """`trainer=openrlhf`: PPO in OpenRLHF 0.11 on Ray with vLLM rollouts, driven by the same configs.
 
-Writes into `<run>/train/`:
+Writes into `<run>/train/` (for a cluster job, into `trainer.shared_dir/<run>/`):
   prompts.jsonl          the training subset: `context_messages` (chat) or `prompt`, and a JSON label
                          holding the reference answer and the prompt id
+  eval_prompts.jsonl     the eval suite's files for `--eval.dataset` (when trainer.eval_steps > 0)
   limr_reward.py         OpenRLHF's `reward_func(queries, prompts, labels)`: builds openrlhf_reward.RewardFunction
-                         (LIMR's rule); every sample's (prompt id, reward, correct, reason, time) goes to rewards/*.jsonl
-  openrlhf_command.json  the argv list
-then launches `python -m openrlhf.cli.train_ppo_ray` on a local Ray head (started and stopped here) or
-with `ray job submit` to `trainer.ray_address`, streams its log, and turns rewards/*.jsonl into
-`train/trajectories.parquet` (a prompt's k-th group of n_samples_per_prompt samples is epoch k), so
-LIM runs on an OpenRLHF run exactly as on a local one. No fork of OpenRLHF is needed.
+                         (LIMR's rule); every training sample's record goes to rewards/*.jsonl
+  openrlhf_command.json  the argv list (GPU layout planned and checked by placement.py)
+then runs `python -m openrlhf.cli.train_ppo_ray` (its `ray.init()` starts a Ray for the run, or joins a
+running one; none is stopped here) or `ray job submit`s it to `trainer.ray_address`, streams its log,
+and turns the records into `train/trajectories.parquet` (trajectories.import_reward_records: every
+sample's episode and rollout step, across reruns and resumes), so LIM runs on an OpenRLHF run exactly as
+on a local one. No fork of OpenRLHF is needed.
 """
 
 from __future__ import annotations
@@ -21,8 +23,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from limr_exp.errors import ConfigError, LimrError
 from limr_exp.io import write_json, write_jsonl, write_text
 from limr_exp.training.openrlhf_reward import ABORT_FILE
@@ -33,16 +33,18 @@ The function is limr_exp.training.openrlhf_reward.RewardFunction; this file only
 
 from limr_exp.training.openrlhf_reward import RewardFunction
 
-reward_func = RewardFunction(settings={settings!r}, records={records!r})
+reward_func = RewardFunction(settings={settings!r}, records={records!r}, launch={launch!r})
 '''
 
 
-def write_prompts(problems, model_cfg, path: Path) -> tuple[str, bool]:
-    """The training subset in OpenRLHF's prompt-dataset format; returns (input key, apply chat template)."""
+def write_prompts(problems, model_cfg, path: Path, is_eval: bool = False) -> tuple[str, bool]:
+    """A problem set in OpenRLHF's prompt-dataset format, the label a JSON object with the reference answer
+    (null stays null), the prompt id and, for `--eval.dataset` prompts, `eval: true`; returns (input key,
+    apply chat template)."""
     chat = bool(model_cfg.use_chat_template)
     rows = []
     for r in problems.rows:
-        label = json.dumps({"answer": r["answer"], "id": r["id"]}, ensure_ascii=False)  # a null answer stays null
+        label = json.dumps({"answer": r["answer"], "id": r["id"], **({"eval": True} if is_eval else {})}, ensure_ascii=False)
         if chat:
             messages = ([{"role": "system", "content": model_cfg.system_prompt}] if model_cfg.system_prompt else []) + [
                 {"role": "user", "content": r["prompt"]}]
@@ -53,23 +55,44 @@ def write_prompts(problems, model_cfg, path: Path) -> tuple[str, bool]:
     return ("context_messages" if chat else "prompt"), chat
 
 
-def write_reward_file(reward_cfg, path: Path, records_dir: Path) -> None:
+def write_eval_prompts(cfg, path: Path) -> Path | None:
+    """The eval suite's benchmark files as one `--eval.dataset` file (labels marked eval), or None."""
+    from limr_exp.data import ProblemSet, load_problem_file, require_answers
+
+    rows = []
+    for bench in cfg.eval.benchmarks:
+        if bench.path is None:
+            continue
+        key = f"eval.benchmarks[{bench.name}]"
+        problems = load_problem_file(bench.path, prompt_key=bench.prompt_key, answer_key=bench.answer_key, id_key="id",
+                                     name=bench.name, key_prefix=key)
+        rows += [{**r, "id": f"{bench.name}/{r['id']}"} for r in require_answers(problems, key, bench.drop_unanswered).rows]
+    if not rows:
+        return None
+    write_prompts(ProblemSet("eval", rows), cfg.model, path, is_eval=True)
+    return path
+
+
+def write_reward_file(reward_cfg, path: Path, records_dir: Path, launch: int = 1) -> None:
     from limr_exp.rewards import RewardSettings
 
     settings = RewardSettings.from_cfg(reward_cfg).__dict__
-    write_text(path, REWARD_FILE_TEMPLATE.format(path=path, settings=dict(settings), records=str(records_dir)))
+    write_text(path, REWARD_FILE_TEMPLATE.format(path=path, settings=dict(settings), records=str(records_dir), launch=launch))
 
 
-def build_command(cfg, prompts_path: Path, input_key: str, chat: bool, reward_path: Path, out: Path) -> list[str]:
-    """OpenRLHF 0.11's dotted flags from the model / ppo / trainer configs (checked against its parser in the tests)."""
+def build_command(cfg, prompts_path: Path, input_key: str, chat: bool, reward_path: Path, out: Path, n_prompts: int,
+                  eval_path: Path | None = None, python: str | None = None) -> list[str]:
+    """OpenRLHF 0.11's dotted flags from the model / ppo / trainer configs (checked against its parser and
+    its placement code in the tests); the GPU layout is planned and checked against the cluster first."""
+    from limr_exp.training import placement
+
     p, t, m = cfg.ppo, cfg.trainer, cfg.model
-    model = str(m.path) if m.path is not None else None
-    if model is None:
-        raise ConfigError("trainer=openrlhf needs a model checkpoint: set model.path (a folder or hub id) or model=qwen2.5_math_7b")
-    if model.startswith(("/", ".", "~")) and not os.path.isdir(os.path.expanduser(model)):
-        raise ConfigError(f"model.path={model} does not exist: point it at a Hugging Face model folder (or a hub id)")
+    model = str(m.path)  # validated at start (config.validate)
+    kl, critic = p.init_kl_coef > 0, p.advantage_estimator == "gae"
+    layout = placement.plan(t, kl, critic)
+    placement.check(layout, t, kl, critic, p.n_samples_per_prompt, p.rollout_batch_size, p.micro_rollout_batch_size)
     argv = [
-        sys.executable, "-m", "openrlhf.cli.train_ppo_ray",
+        python or sys.executable, "-m", "openrlhf.cli.train_ppo_ray",
         "--actor.model_name_or_path", model,
         "--reward.remote_url", str(reward_path),
         "--data.prompt_dataset", str(prompts_path),
@@ -89,6 +112,8 @@ def build_command(cfg, prompts_path: Path, input_key: str, chat: bool, reward_pa
         "--train.seed", str(cfg.seed),
         "--actor.adam.lr", str(p.actor_learning_rate),
         "--critic.adam.lr", str(p.critic_learning_rate),
+        "--actor.max_norm", str(p.max_norm),
+        "--critic.max_norm", str(p.max_norm),
         "--algo.kl.init_coef", str(p.init_kl_coef),
         "--actor.eps_clip", str(p.eps_clip),
         "--critic.value_clip", str(p.value_clip),
@@ -97,25 +122,32 @@ def build_command(cfg, prompts_path: Path, input_key: str, chat: bool, reward_pa
         "--algo.advantage.estimator", str(p.advantage_estimator),
         "--ds.zero_stage", str(p.zero_stage),
         "--ds.param_dtype", "bf16" if p.bf16 else "fp16",
-        "--actor.num_nodes", str(t.num_nodes), "--actor.num_gpus_per_node", str(t.gpus_per_node),
-        "--ref.num_nodes", str(t.num_nodes), "--ref.num_gpus_per_node", str(t.gpus_per_node),
-        "--critic.num_nodes", str(t.num_nodes), "--critic.num_gpus_per_node", str(t.gpus_per_node),
-        "--vllm.num_engines", str(t.vllm_num_engines),
-        "--vllm.tensor_parallel_size", str(t.vllm_tensor_parallel_size),
+        *layout.flags(),
         "--ckpt.save_steps", str(t.save_steps),
         "--ckpt.output_dir", str(out / "checkpoint"),
         "--ckpt.path", str(out / "ds_checkpoints"),
         "--ckpt.save_hf",
+        "--ckpt.load_enable",  # a rerun resumes from the last checkpoint under --ckpt.path
         "--actor.gradient_checkpointing_enable",
     ]
+    if p.lr_warmup_steps > 0:  # OpenRLHF 0.11 takes a ratio of its scheduler's steps
+        max_steps = max(1, n_prompts * p.n_samples_per_prompt // p.train_batch_size * p.num_episodes * p.max_epochs)
+        ratio = f"{min(1.0, p.lr_warmup_steps / max_steps):.6g}"
+        argv += ["--actor.lr_warmup_ratio", ratio, "--critic.lr_warmup_ratio", ratio]
     if p.normalize_reward:
         argv.append("--reward.normalize_enable")
+    if t.packing_samples:
+        argv += ["--ds.packing_samples", "--ds.attn_implementation", "flash_attention_2"]
+    if t.adam_offload:
+        argv.append("--ds.adam_offload")
+    if t.vllm_gpu_memory_utilization is not None:
+        argv += ["--vllm.gpu_memory_utilization", str(t.vllm_gpu_memory_utilization)]
+    if eval_path is not None and t.eval_steps > 0:
+        argv += ["--eval.dataset", str(eval_path), "--eval.steps", str(t.eval_steps)]
     if chat:
         argv.append("--data.apply_chat_template")
     else:
         argv += ["--data.input_template", str(m.prompt_template).replace("{prompt}", "{}")]
-    if t.colocate_all:
-        argv.append("--train.colocate_all")
     for key, value in (t.extra or {}).items():
         flag = f"--{key}"
         if value is True:
@@ -125,35 +157,34 @@ def build_command(cfg, prompts_path: Path, input_key: str, chat: bool, reward_pa
     return argv
 
 
-def trajectories_from_records(records_dir: Path, n_samples_per_prompt: int) -> History:
-    """Per-process reward records -> the trajectories table. Records are ordered by time across
-    processes; a prompt's k-th group of n_samples_per_prompt samples is epoch k."""
-    records = []
-    for path in sorted(Path(records_dir).glob("rewards-*.jsonl")):
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    try:
-                        records.append(json.loads(line))
-                    except ValueError:
-                        continue  # a line cut short by a killed process
-    records.sort(key=lambda r: r["time"])
-    seen: dict[str, int] = {}
-    ids, codes, epochs, rewards, correct = [], [], [], [], []
-    index: dict[str, int] = {}
-    for r in records:
-        pid = r["prompt_id"]
-        k = seen.get(pid, 0)
-        seen[pid] = k + 1
-        if pid not in index:
-            index[pid] = len(ids)
-            ids.append(pid)
-        codes.append(index[pid])
-        epochs.append(k // n_samples_per_prompt + 1)
-        rewards.append(r["reward"])
-        correct.append(bool(r["correct"]))
-    steps = np.zeros(len(codes), dtype=np.int32)
-    return History.build(ids, codes, epochs, steps, rewards, correct)
+def effective_flag(argv: list[str], flag: str, default: str) -> str:
+    """The value the last occurrence of `flag` gives in `argv` (argparse keeps the last), else `default`."""
+    value = default
+    for i, arg in enumerate(argv[:-1]):
+        if arg == flag:
+            value = argv[i + 1]
+    return value
+
+
+def openrlhf_checkpoint_step(ckpt_path: Path) -> int | None:
+    """The global step OpenRLHF resumes from with `--ckpt.load_enable` (the actor's DeepSpeed tag
+    `global_step<N>`, named by its `latest` file), or None when there is no checkpoint."""
+    actor = Path(ckpt_path) / "_actor"
+    latest = actor / "latest"
+    tags = [latest.read_text().strip()] if latest.exists() else [p.name for p in actor.glob("global_step*")]
+    steps = [int(t[len("global_step"):]) for t in tags if t.startswith("global_step") and t[len("global_step"):].isdigit()]
+    return max(steps) if steps else None
+
+
+def start_launch(records: Path, resume_step: int | None) -> int:
+    """Number this launch of the run and mark where it resumes; a fresh start (no checkpoint) clears
+    the records of any earlier run in the folder, which would otherwise shift every epoch."""
+    if resume_step is None:
+        shutil.rmtree(records, ignore_errors=True)
+    records.mkdir(parents=True, exist_ok=True)
+    launch = 1 + len(list(records.glob("launch-*.json")))
+    write_json(records / f"launch-{launch}.json", {"resume_step": resume_step or 0})
+    return launch
 
 
 def _require_openrlhf() -> None:
@@ -184,39 +215,71 @@ def _run_logged(argv: list[str], log_path: Path, what: str, abort_file: Path | N
 
 
 def train_openrlhf(cfg, problems, out: Path, tracker=None, *, num_episodes=None, namespace="train"):
+    """Write the prompt, eval and reward files, launch OpenRLHF (locally, or `ray job submit` to
+    `trainer.ray_address` with everything under `trainer.shared_dir`), and read back the history."""
     from limr_exp.training.ppo import TrainResult
+    from limr_exp.trajectories import import_reward_records
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    t = cfg.trainer
     if num_episodes is not None and num_episodes != cfg.ppo.num_episodes:
         from omegaconf import OmegaConf
 
         cfg = OmegaConf.merge(cfg, {"ppo": {"num_episodes": num_episodes}})
-    prompts = out / "prompts.jsonl"
+    if not t.dry_run:
+        _require_openrlhf()
+    work = _work_dir(cfg, out)
+    prompts = work / "prompts.jsonl"
     input_key, chat = write_prompts(problems, cfg.model, prompts)
-    reward_path, records = out / "limr_reward.py", out / "rewards"
-    write_reward_file(cfg.reward, reward_path, records)
-    argv = build_command(cfg, prompts, input_key, chat, reward_path, out)
+    eval_path = write_eval_prompts(cfg, work / "eval_prompts.jsonl") if t.eval_steps > 0 else None
+    reward_path, records = work / "limr_reward.py", work / "rewards"
+    resume_step = openrlhf_checkpoint_step(work / "ds_checkpoints")
+    python = "python" if t.ray_address else None  # a submitted job runs the cluster's python
+    argv = build_command(cfg, prompts, input_key, chat, reward_path, work, len(problems), eval_path, python)
     write_json(out / "openrlhf_command.json", argv)
-    if cfg.trainer.dry_run:
+    if t.dry_run:
+        write_reward_file(cfg.reward, reward_path, records)
         print(f"openrlhf dry run: command in {out / 'openrlhf_command.json'}, reward file {reward_path}", flush=True)
-        return TrainResult(History.build([], [], [], [], []), out / "checkpoint", {})
-    _require_openrlhf()
+        return TrainResult(History.build([], [], [], [], []), work / "checkpoint", {})
+    write_reward_file(cfg.reward, reward_path, records, start_launch(records, resume_step))
+    if resume_step is not None:
+        print(f"openrlhf: resuming from the checkpoint at step {resume_step} in {work / 'ds_checkpoints'}", flush=True)
     log_path = out / "openrlhf.log"
-    env_records = {"LIMR_REWARD_RECORDS": str(records)}
-    os.environ.update(env_records)
-    if cfg.trainer.ray_address:
+    if t.ray_address:
         if shutil.which("ray") is None:
             raise ConfigError("trainer.ray_address is set but the `ray` command is not on PATH: pip install ray")
-        submit = ["ray", "job", "submit", "--address", str(cfg.trainer.ray_address),
-                  "--runtime-env-json", json.dumps({"env_vars": env_records}), "--"] + argv
-        _run_logged(submit, log_path, f"ray job submit to {cfg.trainer.ray_address}", records / ABORT_FILE)
-    else:
-        _run_logged(["ray", "start", "--head", "--disable-usage-stats"], log_path, "starting a local Ray head")
-        try:
-            _run_logged(argv, log_path, "OpenRLHF training", records / ABORT_FILE)
-        finally:
-            subprocess.run(["ray", "stop"], capture_output=True)
-    history = trajectories_from_records(records, cfg.ppo.n_samples_per_prompt)
+        import limr_exp
+
+        runtime_env = {"py_modules": [str(Path(limr_exp.__file__).parent)]}  # the reward file imports limr_exp
+        submit = ["ray", "job", "submit", "--address", str(t.ray_address), "--runtime-env-json", json.dumps(runtime_env), "--"]
+        _run_logged(submit + argv, log_path, f"ray job submit to {t.ray_address}", records / ABORT_FILE)
+    else:  # OpenRLHF's ray.init() starts a Ray for this run alone (and it ends with it), or joins a running one
+        _run_logged(argv, log_path, "OpenRLHF training", records / ABORT_FILE)
+    n = int(effective_flag(argv, "--rollout.n_samples_per_prompt", "1"))
+    episodes = int(effective_flag(argv, "--train.num_episodes", "1"))
+    history = import_reward_records(records, n, int(effective_flag(argv, "--rollout.batch_size", "1")), len(problems))
+    expected = len(problems) * n * episodes
+    if history.num_rows < expected:
+        raise LimrError(f"OpenRLHF finished but the reward records in {records} hold {history.num_rows} of its {expected} "
+                        "samples: on a cluster, trainer.shared_dir must be storage every node writes to")
     write_table(history, out / "trajectories.parquet")
-    return TrainResult(history, out / "checkpoint", {})
+    return TrainResult(history, work / "checkpoint", {})
+
+
+def _work_dir(cfg, out: Path) -> Path:
+    """Where OpenRLHF reads its inputs and writes records and checkpoints: the run folder, or for a cluster
+    job `trainer.shared_dir/<run folder name>`, which every node and this machine must see."""
+    t = cfg.trainer
+    if not t.ray_address:
+        out.mkdir(parents=True, exist_ok=True)
+        return out
+    work = Path(t.shared_dir).expanduser() / Path(cfg.output_dir).name
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+        probe = work / ".limr-write-check"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"trainer.shared_dir={t.shared_dir} is not writable here ({e.strerror}): it must be shared "
+                          "storage mounted on this machine and every node") from None
+    return work

@@ -7,8 +7,9 @@ from worker threads; `query` is the decoded prompt + response with special token
 raises, OpenRLHF only logs it and the sample gets no reward, so this function raises only to stop a
 run whose judge is broken, and says so where the run's launcher looks (`<records>/ABORTED`).
 
-Every judged sample is appended to `<records>/rewards-<host>-<pid>.jsonl` (prompt id, reward, correct,
-reason, time): the history LIM reads back (training/openrlhf.py).
+Every judged training sample is appended to `<records>/rewards-<host>-<pid>.jsonl` (prompt id, reward,
+correct, reason, time, launch): the history LIM reads back (trajectories.import_reward_records). Samples
+of `--eval.dataset` prompts (labels marked `eval`) go to `eval-<host>-<pid>.jsonl`, out of the history.
 """
 
 from __future__ import annotations
@@ -39,18 +40,18 @@ def split_response(query: str, prompt: str) -> str:
     return response
 
 
-def parse_label(label) -> tuple[str | None, str]:
-    """(reference answer or None, prompt id) from the JSON label limr-exp writes into prompts.jsonl;
-    a label that is not such JSON is taken as the answer itself. A missing answer stays None: it is
-    never replaced by a stand-in a response could match."""
+def parse_label(label) -> tuple[str | None, str, bool]:
+    """(reference answer or None, prompt id, is an eval prompt) from the JSON label limr-exp writes into
+    its prompt files; a label that is not such JSON is taken as the answer itself. A missing answer stays
+    None: it is never replaced by a stand-in a response could match."""
     try:
         data = json.loads(label)
     except (TypeError, ValueError):
-        return (label if isinstance(label, str) else None), ""
+        return (label if isinstance(label, str) else None), "", False
     if not isinstance(data, dict):
-        return str(data), ""
+        return str(data), "", False
     answer = data.get("answer")
-    return (answer if answer is None or isinstance(answer, str) else str(answer)), str(data.get("id", ""))
+    return (answer if answer is None or isinstance(answer, str) else str(answer)), str(data.get("id", "")), bool(data.get("eval"))
 
 
 class RewardFunction:
@@ -60,9 +61,10 @@ class RewardFunction:
     `reward.max_error_share` of them (`too_many_errors`), the run is stopped: a run trained on -1 rewards
     from a broken judge is worse than none."""
 
-    def __init__(self, settings: dict, records: str):
+    def __init__(self, settings: dict, records: str, launch: int = 1):
         self.settings = RewardSettings(**settings)
-        self.records = os.environ.get("LIMR_REWARD_RECORDS", records)
+        self.records = records
+        self.launch = launch
         self._lock = threading.Lock()
         self.n_judged = 0
         self.n_errors = 0
@@ -77,7 +79,7 @@ class RewardFunction:
         parsed = [parse_label(label) for label in labels]
         try:
             responses = [split_response(q, p) for q, p in zip(queries, prompts)]
-            judgements = judge_batch(responses, [answer for answer, _ in parsed], self.settings)
+            judgements = judge_batch(responses, [answer for answer, _, _ in parsed], self.settings)
         except Exception as e:  # a bad call or a failed judge: every sample of the call is an internal error
             self._note_error(f"{type(e).__name__}: {e}")
             judgements = [Judgement(self.settings.format_error, False, "error", None)] * len(queries)
@@ -115,11 +117,17 @@ class RewardFunction:
     def _record(self, parsed, judgements: list[Judgement]) -> None:
         try:
             os.makedirs(self.records, exist_ok=True)
-            path = os.path.join(self.records, f"rewards-{socket.gethostname()}-{os.getpid()}.jsonl")
+            name = f"{socket.gethostname()}-{os.getpid()}.jsonl"
             now = time.time()
-            lines = "".join(json.dumps({"prompt_id": pid, "reward": j.reward, "correct": j.correct, "reason": j.reason,
-                                        "time": now}) + "\n" for (_, pid), j in zip(parsed, judgements))
-            with self._lock, open(path, "a", encoding="utf-8") as f:
-                f.write(lines)
+            lines = {"rewards": "", "eval": ""}
+            for (_, pid, is_eval), j in zip(parsed, judgements):
+                lines["eval" if is_eval else "rewards"] += json.dumps(
+                    {"prompt_id": pid, "reward": j.reward, "correct": j.correct, "reason": j.reason, "time": now,
+                     "launch": self.launch}) + "\n"
+            with self._lock:
+                for kind, text in lines.items():
+                    if text:
+                        with open(os.path.join(self.records, f"{kind}-{name}"), "a", encoding="utf-8") as f:
+                            f.write(text)
         except OSError as e:
             print(f"[limr_reward] could not record rewards: {e}", file=sys.stderr, flush=True)

@@ -257,7 +257,7 @@ class LocalPPOTrainer:
                  "reward/errors": n_errors}
         return batch, stats, judgements
 
-    def _update(self, bundle, critic, opt_actor, opt_critic, batch: dict) -> dict:
+    def _update(self, bundle, critic, opt_actor, opt_critic, batch: dict, state: dict) -> dict:
         p = self.ppo
         n = batch["sequences"].shape[0]
         R = batch["mask"].shape[1]
@@ -285,6 +285,11 @@ class LocalPPOTrainer:
                         vl = value_loss(v, batch["values_old"][idx], batch["returns"][idx], mask, p.value_clip)
                         (vl / n_micro).backward()
                         losses["value_loss"].append(vl.item())
+                warm = min(1.0, (state.get("opt_steps", 0) + 1) / p.lr_warmup_steps) if p.lr_warmup_steps > 0 else 1.0
+                state["opt_steps"] = state.get("opt_steps", 0) + 1
+                for opt, lr in ((opt_actor, p.actor_learning_rate), (opt_critic, p.critic_learning_rate)):
+                    for group in (opt.param_groups if opt is not None else ()):
+                        group["lr"] = lr * warm  # linear warm-up over ppo.lr_warmup_steps optimiser steps
                 torch.nn.utils.clip_grad_norm_(bundle.model.parameters(), p.max_norm)
                 opt_actor.step()
                 if opt_critic is not None:
@@ -339,7 +344,7 @@ class LocalPPOTrainer:
             random.Random(self.cfg.seed * 1000 + episode).shuffle(order)
             batch_rows = [rows[i] for i in order[b * p.rollout_batch_size:(b + 1) * p.rollout_batch_size]]
             batch, stats, judgements = self._rollout(bundle, reference, critic, batch_rows)
-            stats.update(self._update(bundle, critic, opt_actor, opt_critic, batch))
+            stats.update(self._update(bundle, critic, opt_actor, opt_critic, batch, state))
             state["global_step"] += 1
             batch_ids = [r["id"] for r in batch_rows]
             codes = [c for c in range(len(batch_ids)) for _ in range(p.n_samples_per_prompt)]
