@@ -17,7 +17,6 @@ on a local one. No fork of OpenRLHF is needed.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
