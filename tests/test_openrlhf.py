@@ -192,7 +192,7 @@ def test_a_layout_that_does_not_fit_is_one_line_before_any_work(tmp_path):
 
 
 def test_local_config_flags_also_parse(tmp_path):
-    from limr_exp.training.openrlhf import build_command
+    from limr_exp.training.openrlhf import build_command, effective_flag
 
     cfg = compose_cfg(["trainer=openrlhf", "ppo.advantage_estimator=group_norm", "trainer.gpus_per_node=4", "trainer.actor_gpus=1",
                        "trainer.ref_gpus=1", "trainer.vllm_num_engines=2",
@@ -203,6 +203,10 @@ def test_local_config_flags_also_parse(tmp_path):
     assert args["algo.advantage.estimator"] == "group_norm" and args["data.input_template"] == "Q: {}\nA:"
     assert args["vllm.gpu_memory_utilization"] == 0.6 and args["vllm.enforce_eager"] is True
     assert openrlhf_placement(argv)["gpus"] <= 4
+    cfg.trainer.extra = {"rollout.n_samples_per_prompt": 2}  # the history must read n from the argv OpenRLHF gets
+    argv = build_command(cfg, tmp_path / "p.jsonl", "prompt", False, tmp_path / "r.py", tmp_path, n_prompts=64)
+    assert vars(released_parser().parse_args(argv[3:]))["rollout.n_samples_per_prompt"] == 2
+    assert effective_flag(argv, "--rollout.n_samples_per_prompt", "1") == "2"
 
 
 def load_reward_module(path: Path):
