@@ -75,6 +75,9 @@ class BackgroundJobs:
 def _exit_after(body) -> None:
     """In a forked process: run `body` (it returns the exit code), print any exception, and leave with
     os._exit, never running the parent's cleanup."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (one line, not a traceback per child)
     code = 1
     try:
         code = body()

@@ -250,8 +250,39 @@ def theta_value(cfg: DictConfig) -> float:
     return theta
 
 
+def unknown_keys(node, schema: type = None, prefix: str = "") -> list[str]:
+    """Keys of the composed config that its dataclass schema does not define (a typo, or a `+key=...`
+    the schema does not know); free-form mappings (`logger`, `trainer.extra`) are not looked into."""
+    import dataclasses
+    import typing
+
+    schema = schema or Config
+    fields = {f.name: f.type for f in dataclasses.fields(schema)}
+    hints = typing.get_type_hints(schema)
+    found = []
+    for key in node.keys() if isinstance(node, DictConfig) else ():
+        path = f"{prefix}{key}"
+        if key not in fields:
+            found.append(path)
+            continue
+        kind = hints[key]
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        inner = args[0] if typing.get_origin(kind) in (typing.Union, getattr(__import__("types"), "UnionType", None)) and args else kind
+        value = node._get_node(key)
+        if dataclasses.is_dataclass(inner) and isinstance(value, DictConfig):
+            found += unknown_keys(value, inner, path + ".")
+        elif typing.get_origin(inner) in (list, List) and typing.get_args(inner) and dataclasses.is_dataclass(typing.get_args(inner)[0]):
+            for i, item in enumerate(value if value is not None else []):
+                found += unknown_keys(item, typing.get_args(inner)[0], f"{path}[{i}].")
+    return found
+
+
 def validate(cfg: DictConfig) -> None:
     """Fail fast, before any work, on values the schema's types cannot rule out."""
+    unknown = unknown_keys(cfg)
+    _require(not unknown, f"unknown config key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: check the spelling "
+                          "(python -m limr_exp --cfg job lists every key)")
+    _require(0 <= cfg.seed < 2**32, f"seed={cfg.seed} must be an integer in [0, 2**32 - 1]")
     theta_value(cfg)
     for stage in cfg.stages:
         _require(stage in STAGES, f"unknown stage {stage!r} in stages: use a list drawn from {list(STAGES)}, e.g. 'stages=[select]'")

@@ -52,3 +52,32 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False, default=str))
             f.write("\n")
+
+
+def give_files_the_usual_mode(folder: str | os.PathLike) -> None:
+    """Files some libraries write private (safetensors' 0600) get the mode every other result has."""
+    for path in Path(folder).rglob("*"):
+        if path.is_file():
+            os.chmod(path, _FILE_MODE)
+
+
+def json_error_reason(e: Exception, data: bytes) -> str:
+    """Why `data` could not be decoded as JSON, in words a user can act on (file offsets included)."""
+    import re
+
+    if isinstance(e, UnicodeDecodeError):
+        try:
+            data.decode("utf-8")
+            at = e.start
+        except UnicodeDecodeError as whole:  # the offset in the file, not in one decoded string
+            at = whole.start
+        return f"byte {at} (0x{data[at]:02x}) is not UTF-8 text: re-save the file as UTF-8"
+    m = re.search(r"\(byte (\d+)\)", str(e))
+    if m:
+        at = int(m.group(1))
+        bad = re.match(rb"-?(NaN|Infinity)", data[at:at + 9])
+        if bad:
+            return f"byte {at} holds {bad.group().decode()}, which JSON does not allow: write a number"
+        if at >= len(data.rstrip()):
+            return f"it ends at byte {at} in the middle of a value: the file is truncated"
+    return f"it is not valid JSON ({e})"

@@ -11,6 +11,7 @@ into one line on stderr and a non-zero exit.
 
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 import time
@@ -23,6 +24,7 @@ from limr_exp.config import theta_value, validate
 from limr_exp.data import ProblemSet, load_problems, require_answers
 from limr_exp.errors import ConfigError, LimrError
 from limr_exp.io import write_jsonl
+from limr_exp.run_folder import Interrupted, RunFolder, raise_on_signals
 from limr_exp.tracking import RunInfo, Tracker
 
 log = logging.getLogger("limr_exp")
@@ -57,6 +59,9 @@ def select_stage(cfg: DictConfig, problems: ProblemSet, out: Path, tracker: Trac
     from limr_exp.selection import SELECTORS, SelectionContext
 
     theta = theta_value(cfg)
+    if cfg.selector.size is not None and cfg.selector.size > len(problems):
+        raise ConfigError(f"selector.size={cfg.selector.size} is more than the dataset's {len(problems)} prompts: "
+                          f"pick at most {len(problems)} (or selector=full)")
     selector = SELECTORS.get(cfg.selector.name)(cfg.selector)
     sel_dir = out / "selection"
     (sel_dir / "selected.jsonl").unlink(missing_ok=True)  # never leave a stale subset next to new scores
@@ -168,38 +173,43 @@ def runs_probe(cfg: DictConfig) -> bool:
 def run(cfg: DictConfig, sweep_dir: Path | None = None, job_num: int | None = None) -> dict:
     """Run the configured stages; returns a summary (subset size, metrics, time per stage)."""
     out = run_dir_of(cfg)
-    out.mkdir(parents=True, exist_ok=True)
     summary: dict = {"timings": {}}
-    with Tracker(cfg.logger, run_info(cfg, out, sweep_dir, job_num)) as tracker:
-        validate(cfg)
+    with RunFolder(out):  # the lock and a truthful status.json, from the first moment to the last
+        validate(cfg)  # every check before any tracker starts or any work is done
         t = time.perf_counter()
         problems = load_problems(cfg.dataset)
         if cfg.dataset.drop_unanswered or runs_probe(cfg):  # a probe trains on every problem: check them all now
             problems = require_answers(problems, "dataset", cfg.dataset.drop_unanswered)
         summary["n_prompts"] = len(problems)
-        if "select" in cfg.stages:
-            subset = select_stage(cfg, problems, out, tracker)
-            summary["n_selected"] = len(subset)
-            summary["timings"]["select"] = time.perf_counter() - t
-        else:
-            from limr_exp.background import discard_spare
-
-            discard_spare()
-            subset = previous_selection(out, problems) if "train" in cfg.stages else problems
-        checkpoint = None
-        if "train" in cfg.stages:
-            t = time.perf_counter()
-            checkpoint = train_stage(cfg, subset, out, tracker).checkpoint
-            summary["timings"]["train"] = time.perf_counter() - t
-        if "eval" in cfg.stages:
-            t = time.perf_counter()
-            summary["metrics"], summary["base_metrics"] = eval_stage(cfg, checkpoint, out, tracker)
-            summary["timings"]["eval"] = time.perf_counter() - t
-            tracker.log_artifact(out / "eval" / "metrics.json", "eval")
-        tracker.log({f"time/{k}": v for k, v in summary["timings"].items()})
+        with Tracker(cfg.logger, run_info(cfg, out, sweep_dir, job_num)) as tracker:
+            run_stages(cfg, problems, out, tracker, summary, t)
     if "metrics" in summary or "train" in cfg.stages:
         print(summary_table(summary), flush=True)
     return summary
+
+
+def run_stages(cfg: DictConfig, problems: ProblemSet, out: Path, tracker: Tracker, summary: dict, t: float) -> None:
+    """select -> train -> eval, as configured; fills `summary`."""
+    if "select" in cfg.stages:
+        subset = select_stage(cfg, problems, out, tracker)
+        summary["n_selected"] = len(subset)
+        summary["timings"]["select"] = time.perf_counter() - t
+    else:
+        from limr_exp.background import discard_spare
+
+        discard_spare()
+        subset = previous_selection(out, problems) if "train" in cfg.stages else problems
+    checkpoint = None
+    if "train" in cfg.stages:
+        t = time.perf_counter()
+        checkpoint = train_stage(cfg, subset, out, tracker).checkpoint
+        summary["timings"]["train"] = time.perf_counter() - t
+    if "eval" in cfg.stages:
+        t = time.perf_counter()
+        summary["metrics"], summary["base_metrics"] = eval_stage(cfg, checkpoint, out, tracker)
+        summary["timings"]["eval"] = time.perf_counter() - t
+        tracker.log_artifact(out / "eval" / "metrics.json", "eval")
+    tracker.log({f"time/{k}": v for k, v in summary["timings"].items()})
 
 
 def cli_run(cfg: DictConfig) -> None:
@@ -210,11 +220,24 @@ def cli_run(cfg: DictConfig) -> None:
 
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
+    raise_on_signals()
     try:
         if cfg.output_dir is None:
             cfg.output_dir = hc.runtime.output_dir
         run(cfg, Path(hc.sweep.dir) if multirun else None, hc.job.num if multirun else None)
-    except LimrError as e:
-        print(f"limr-exp: error: {e}", file=sys.stderr, flush=True)
+    except Interrupted as e:
+        print(f"limr-exp: interrupted ({e}): rerun the same command to resume", file=sys.stderr, flush=True)
+        sys.exit(e.exit_code)
+    except (LimrError, OSError) as e:
+        if isinstance(e, OSError) and e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        message = str(e) if isinstance(e, LimrError) else (
+            f"no space left on the device writing {e.filename or cfg.output_dir}: free some space, or point "
+            "hydra.run.dir (and cache_dir) at another disk; rerun the same command to resume")
+        print(f"limr-exp: error: {message}", file=sys.stderr, flush=True)
         if not multirun:
             sys.exit(2)
+    except Exception as e:  # a bug in one job of a sweep: recorded (status.json, trackers) and the sweep goes on
+        if not multirun:
+            raise
+        print(f"limr-exp: error: job {hc.job.num} failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)

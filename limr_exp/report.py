@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from limr_exp.run_folder import read_status
+
 from limr_exp.io import atomic_path, write_text
 
 KEY_COLUMNS = ["selector.name", "theta", "seed", "selector.size", "dataset.name", "model.name", "ppo.name",
@@ -66,8 +68,9 @@ def job_row(job: Path) -> dict:
         key, _, value = item.lstrip("+~").partition("=")
         if key not in row and not key.startswith("hydra."):
             row[key] = value
-    status_file = job / "status.json"
-    status = json.loads(status_file.read_text()) if status_file.exists() else {"status": "failed", "error": "no status.json"}
+    status = read_status(job)
+    if status["status"] == "missing":
+        status = {"status": "failed", "error": "no status.json"}
     row["status"] = status.get("status", "failed")
     row["error"] = status.get("error")
     scores = job / "selection" / "scores.parquet"

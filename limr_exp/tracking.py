@@ -3,7 +3,8 @@
 Loggers (`logger=[...]`): `jsonl` (metrics.jsonl in the run folder), `wandb` (offline by default,
 files inside the run folder, grouped by multirun), `mlflow` (a SQLite store under outputs/ by
 default; a parent run per multirun with a nested run per job). `logger=[]` tracks nothing.
-A job that fails is recorded as failed (W&B exit code 1, MLflow FAILED, `status.json`).
+A job that fails is recorded as failed (W&B exit code 1, MLflow FAILED), one that is interrupted as killed
+(exit code 143, MLflow KILLED); `status.json` is the run folder's (run_folder.py).
 """
 
 from __future__ import annotations
@@ -27,7 +28,28 @@ class RunInfo:
     def __init__(self, run_dir: Path, name: str, job_type: str, config: dict, sweep_dir: Path | None = None,
                  job_num: int | None = None, tags: list[str] | None = None):
         self.run_dir, self.name, self.job_type, self.config = Path(run_dir), name, job_type, config
-        self.sweep_dir, self.job_num, self.tags = sweep_dir, job_num, tags or []
+        self.sweep_dir, self.job_num, self.labels = sweep_dir, job_num, tags or []
+
+    def identity(self) -> dict:
+        """The tracked runs of this folder: a unique, readable name (the run name and the time the folder was
+        first run) and the W&B / MLflow run ids, kept in `<run>/.tracking.json` so a rerun of the same command
+        continues the same tracked runs instead of starting look-alike ones."""
+        path = self.run_dir / ".tracking.json"
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            import uuid
+
+            ident = {"name": f"{self.name}-{time.strftime('%Y%m%d-%H%M%S')}", "wandb_id": uuid.uuid4().hex[:12]}
+            write_json(path, ident)
+            return ident
+
+    def remember(self, **ids) -> None:
+        write_json(self.run_dir / ".tracking.json", {**self.identity(), **ids})
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {"limr.run_dir": str(self.run_dir.resolve())}
 
     @property
     def group(self) -> str | None:
@@ -83,13 +105,28 @@ class WandbLogger:
         except ImportError:
             raise ConfigError("logger=wandb needs the wandb package: pip install wandb (or drop it: 'logger=[jsonl]')") from None
         os.environ.setdefault("WANDB_SILENT", "true")
+        cache = Path("outputs").resolve() / "cache" / "wandb"  # wandb's staging and cache stay under outputs/
+        os.environ.setdefault("WANDB_CACHE_DIR", str(cache))
+        os.environ.setdefault("WANDB_DATA_DIR", str(cache / "data"))
+        os.environ.setdefault("WANDB_CONFIG_DIR", str(cache / "config"))
         self.wandb = wandb
-        self.run = wandb.init(project=project, entity=entity, mode=mode, dir=str(info.run_dir), name=info.name,
-                              group=info.group, job_type=info.job_type, tags=list(tags or []) + info.tags,
-                              config=info.config, reinit="finish_previous")
+        ident = info.identity()
+        self.run = wandb.init(project=project, entity=entity, mode=mode, dir=str(info.run_dir), name=ident["name"],
+                              id=ident["wandb_id"], resume="allow", group=info.group, job_type=info.job_type,
+                              tags=list(tags or []) + info.labels, config={**info.config, **info.tags},
+                              reinit="finish_previous")
+        self._namespaces: set[str] = set()
 
     def log(self, metrics: Mapping[str, Any], step: int | None) -> None:
-        self.run.log(dict(metrics))
+        row = dict(metrics)
+        if step is not None and row:  # each stage counts its own steps: probe/step, train/step
+            namespace = next(iter(row)).split("/")[0]
+            if namespace not in self._namespaces:
+                self._namespaces.add(namespace)
+                self.run.define_metric(f"{namespace}/step")
+                self.run.define_metric(f"{namespace}/*", step_metric=f"{namespace}/step")
+            row[f"{namespace}/step"] = step
+        self.run.log(row)
 
     def log_artifact(self, path: Path, kind: str) -> None:
         art = self.wandb.Artifact(f"{self.run.name or 'run'}-{path.stem}".replace("/", "-"), type=kind)
@@ -102,7 +139,7 @@ class WandbLogger:
             self.run.log({name: self.wandb.Table(columns=columns, data=[[r.get(c) for c in columns] for r in rows])})
 
     def finish(self, status: str) -> None:
-        self.run.finish(exit_code=0 if status == "finished" else 1)
+        self.run.finish(exit_code={"finished": 0, "interrupted": 143}.get(status, 1))
 
 
 class MlflowLogger:
@@ -122,14 +159,29 @@ class MlflowLogger:
         experiment_id = ensure_experiment(mlflow, experiment, artifact_root)
         parent = parent_run_id(info.sweep_dir)
         self.client = mlflow.MlflowClient(uri)
-        tags = {"selector": info.job_type}
+        ident = info.identity()
+        self.run_id = self._resumable(ident.get("mlflow_run_id"), experiment_id)
+        if self.run_id is not None:  # a rerun of the same command continues its run
+            self.client.update_run(self.run_id, status="RUNNING")
+            return
+        tags = {"selector": info.job_type, **info.tags}
         if parent:
             tags["mlflow.parentRunId"] = parent
-        self.run_id = self.client.create_run(experiment_id, run_name=info.name, tags=tags).info.run_id
+        self.run_id = self.client.create_run(experiment_id, run_name=ident["name"], tags=tags).info.run_id
+        info.remember(mlflow_run_id=self.run_id)
         params = flatten(info.config)
         items = list(params.items())
         for i in range(0, len(items), 100):
             self.client.log_batch(self.run_id, params=[mlflow.entities.Param(k, str(v)[:6000]) for k, v in items[i:i + 100]])
+
+    def _resumable(self, run_id: str | None, experiment_id: str) -> str | None:
+        if not run_id:
+            return None
+        try:
+            run = self.client.get_run(run_id)
+        except Exception:  # another tracking store, or the run was deleted
+            return None
+        return run_id if run.info.experiment_id == experiment_id and run.info.lifecycle_stage == "active" else None
 
     def log(self, metrics: Mapping[str, Any], step: int | None) -> None:
         now = int(time.time() * 1000)
@@ -145,13 +197,16 @@ class MlflowLogger:
         pass
 
     def finish(self, status: str) -> None:
-        self.client.set_terminated(self.run_id, status="FINISHED" if status == "finished" else "FAILED")
+        self.client.set_terminated(self.run_id, status={"finished": "FINISHED", "interrupted": "KILLED"}.get(status, "FAILED"))
 
 
 LOGGERS = {"jsonl": JsonlLogger, "wandb": WandbLogger, "mlflow": MlflowLogger}
 
 
 def default_tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI when set (as MLflow itself does), else a SQLite store at outputs/mlflow.db."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
     path = Path("outputs").resolve() / "mlflow.db"
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
@@ -210,22 +265,19 @@ class Tracker:
             b.log_table(name, rows)
 
     def close(self) -> None:
+        """Close every logger with the run's status (finished, failed or interrupted)."""
         for b in self.backends:
             try:
                 b.finish(self.status)
             except Exception as e:  # a logger failing to close must not hide the run's own outcome
                 log.warning("closing a logger failed: %s", e)
         self.backends = []
-        status = {"status": self.status, "time": time.time()}
-        if self.error:
-            status["error"] = self.error
-        write_json(self.info.run_dir / "status.json", status)
 
     def __enter__(self) -> "Tracker":
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            self.status = "failed"
-            self.error = f"{exc_type.__name__}: {exc}"
+        from limr_exp.run_folder import outcome
+
+        self.status, self.error = outcome(exc)
         self.close()

@@ -28,7 +28,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import msgspec
 from limr_exp.errors import DataError
-from limr_exp.io import atomic_path
+from limr_exp.io import atomic_path, json_error_reason
 
 log = logging.getLogger(__name__)
 
@@ -165,15 +165,16 @@ _VERL_DECODER = msgspec.json.Decoder(_VerlSample)
 
 def _parse_step_dump(path: str) -> tuple[list[str], np.ndarray]:
     """One `step_{n}.json`: (prompt text, reward) of every sample."""
+    data = Path(path).read_bytes()
     try:
-        samples = _DUMP_DECODER.decode(Path(path).read_bytes())
+        samples = _DUMP_DECODER.decode(data)
     except msgspec.ValidationError as e:
         if "$[" not in str(e):  # the error is about the whole document, not one sample
             raise DataError(f"trajectories: {path} must hold a JSON list of samples ({e})") from None
         raise DataError(f"trajectories: {path} has a sample without a text 'prompt' or a numeric 'reward' ({e}): step "
                         "dumps are lists of {prompt, response, reward}; for verl dumps set trajectories.format=verl") from None
-    except msgspec.DecodeError as e:
-        raise DataError(f"trajectories: {path} is not valid JSON ({e}): the dump may be truncated") from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"trajectories: {path} cannot be read: {json_error_reason(e, data)}") from None
     return (list(map(attrgetter("prompt"), samples)),
             np.fromiter(map(attrgetter("reward"), samples), dtype=np.float64, count=len(samples)))
 
@@ -191,8 +192,8 @@ def _parse_verl_dump(path: str) -> tuple[list[str], np.ndarray]:
             except msgspec.ValidationError as e:
                 raise DataError(f"trajectories: {path} line {lineno} lacks a numeric 'score' or a text 'input' ({e}): "
                                 "verl rollout dumps have input, output, score, step") from None
-            except msgspec.DecodeError as e:
-                raise DataError(f"trajectories: {path} line {lineno} is not valid JSON ({e})") from None
+            except (msgspec.DecodeError, UnicodeDecodeError) as e:
+                raise DataError(f"trajectories: {path} line {lineno} cannot be read: {json_error_reason(e, line)}") from None
             texts.append(sample.input)
             rewards.append(sample.score)
     return texts, np.array(rewards, dtype=np.float64)
@@ -317,8 +318,12 @@ _WORKER_FN: Callable | None = None
 
 
 def _install_worker_fn(fn: Callable) -> None:
+    import signal
+
     global _WORKER_FN
     _WORKER_FN = fn
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends the pool
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _call_worker_fn(item):
@@ -430,6 +435,9 @@ def load_history(traj_cfg, text_to_id: dict[str, str], workers: int | None = Non
     if not path.exists():
         raise DataError(f"trajectories.path={path} does not exist: point it at a step-dump folder, a verl rollout folder "
                         "or a trajectories .parquet file")
+    if not (path.is_dir() or path.is_file()):
+        raise DataError(f"trajectories.path={path} is neither a folder nor a regular file: point it at a step-dump folder, "
+                        "a verl rollout folder or a trajectories .parquet file")
     fmt = detect_format(path) if traj_cfg.format == "auto" else traj_cfg.format
     if fmt == "table":
         table = read_table(path, traj_cfg.max_epochs)
@@ -438,8 +446,20 @@ def load_history(traj_cfg, text_to_id: dict[str, str], workers: int | None = Non
                                       traj_cfg.prompt_regex, workers)
     if table.num_rows == 0:
         raise DataError(f"trajectories.path={path} holds no samples")
+    check_values(table, path)
     check_coverage(table, set(text_to_id.values()), traj_cfg.min_match_share, path)
     return table
+
+
+def check_values(history: History, path) -> None:
+    """Rewards are numbers and epochs run 1, 2, ..., K without gaps: checked before anything is sized by them."""
+    if np.isnan(history.reward).any():
+        raise DataError(f"trajectories.path={path} has {int(np.isnan(history.reward).sum())} NaN rewards: every sample needs "
+                        "a numeric reward (LIMR's rule gives 1, -0.5 or -1)")
+    epochs = np.unique(history.epoch)
+    if epochs[0] < 1 or len(epochs) != int(epochs[-1]) - int(epochs[0]) + 1:
+        shown = ", ".join(map(str, epochs[:6].tolist())) + (" ..." if len(epochs) > 6 else "")
+        raise DataError(f"trajectories.path={path} has epochs {shown}: epochs must be positive and follow one another without gaps")
 
 
 def check_coverage(history: History, dataset_ids: set[str], min_share: float, path) -> None:

@@ -17,6 +17,21 @@ CONF_DIR = ROOT / "conf"
 SHARED_DATA = Path(os.environ.get("LIMR_DATA_DIR", ROOT.parent / "shared" / "data" / "limr"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_tracking_stores(tmp_path_factory):
+    """Tests (and the CLI runs they start) track into a temporary MLflow store and W&B folders, never the checkout's."""
+    root = tmp_path_factory.mktemp("tracking")
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_CONFIG_DIR")}
+    os.environ.update(MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow.db'}", WANDB_CACHE_DIR=str(root / "wandb-cache"),
+                      WANDB_DATA_DIR=str(root / "wandb-data"), WANDB_CONFIG_DIR=str(root / "wandb-config"))
+    yield root
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 def compose_cfg(overrides=(), output_dir=None):
     """The real config tree composed with `overrides`, as the CLI would see it."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

@@ -19,6 +19,7 @@ from typing import Any, Iterable
 import msgspec
 
 from limr_exp.errors import DataError
+from limr_exp.io import json_error_reason
 
 log = logging.getLogger("limr_exp")
 
@@ -81,8 +82,8 @@ def _read_json(path: Path, what: str) -> list[dict]:
         raise DataError(f"{what}={path} is empty: it holds no problems")
     try:
         obj = msgspec.json.decode(data)
-    except msgspec.DecodeError as e:
-        raise DataError(f"{what}={path} is not valid JSON ({e}): the file may be truncated; re-export it") from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{what}={path} cannot be read: {json_error_reason(e, data)}") from None
     if isinstance(obj, dict) and len(obj) == 1 and isinstance(next(iter(obj.values())), list):
         obj = next(iter(obj.values()))  # {"data": [...]} wrappers
     if not isinstance(obj, list):
@@ -98,8 +99,8 @@ def _read_jsonl(path: Path, what: str) -> list[dict]:
                 continue
             try:
                 rows.append(msgspec.json.decode(line))
-            except msgspec.DecodeError as e:
-                raise DataError(f"{what}={path} line {lineno} is not valid JSON ({e}): the file may be truncated") from None
+            except (msgspec.DecodeError, UnicodeDecodeError) as e:
+                raise DataError(f"{what}={path} line {lineno} cannot be read: {json_error_reason(e, line)}") from None
     return rows
 
 

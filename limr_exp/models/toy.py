@@ -11,6 +11,8 @@ import random
 import shutil
 from pathlib import Path
 
+from limr_exp.io import give_files_the_usual_mode
+
 log = logging.getLogger(__name__)
 
 EOS = "<|endoftext|>"
@@ -101,6 +103,7 @@ def build_toy_model(model_cfg, folder: Path, device: str = "cpu") -> Path:
         sched.step()
     model.eval().save_pretrained(tmp)
     (tmp / "build.json").write_text(f'{{"final_loss": {loss.item():.4f}}}\n')
+    give_files_the_usual_mode(tmp)
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
     log.info("toy model built in %s (final pretraining loss %.3f)", folder, loss.item())

@@ -54,6 +54,7 @@ def main(path: str) -> None:
     import limr_exp.rewards.warmup  # noqa: F401  (parser caches, inherited by every fork)
 
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # workers are reaped automatically
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's; it closes the pool (workers inherit this)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(path + ".tmp")
     os.rename(path + ".tmp", path)  # the socket appears only when ready

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from limr_exp.data.problems import ProblemSet
 from limr_exp.errors import ConfigError, DataError, LimrError
 from limr_exp.generation import position_ids, sample
-from limr_exp.io import write_json
+from limr_exp.io import give_files_the_usual_mode, write_json
 from limr_exp.rewards import RewardSettings, judge_batch, too_many_errors
 from limr_exp.trajectories import History, read_table, write_table
 
@@ -187,10 +187,11 @@ class LocalPPOTrainer:
         tmp.mkdir(parents=True)
         bundle.model.save_pretrained(tmp)
         bundle.tokenizer.save_pretrained(tmp)
+        give_files_the_usual_mode(tmp)
         torch.save({"critic": critic.state_dict() if critic is not None else None,
                     "opt_actor": opt_actor.state_dict(),
                     "opt_critic": opt_critic.state_dict() if opt_critic is not None else None,
-                    "rng": {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}},
+                    "rng": {"torch": torch.get_rng_state()}},  # tensors and numbers only: loaded with weights_only=True
                    tmp / "trainer_state.pt")
         write_table(history, tmp / "trajectories.parquet")
         write_json(tmp / "state.json", state)
@@ -204,6 +205,9 @@ class LocalPPOTrainer:
 
     def _load_state(self) -> dict | None:
         state_file = self.checkpoint_dir / "state.json"
+        old = self.out / "checkpoint.old"
+        if not self.checkpoint_dir.exists() and old.exists():  # killed between the two renames of _save
+            old.rename(self.checkpoint_dir)
         if not self.checkpoint_dir.exists():
             return None
         try:
@@ -319,7 +323,7 @@ class LocalPPOTrainer:
 
             try:
                 loaded = AutoModelForCausalLM.from_pretrained(self.checkpoint_dir, dtype=next(bundle.model.parameters()).dtype)
-                saved = torch.load(self.checkpoint_dir / "trainer_state.pt", weights_only=False)
+                saved = torch.load(self.checkpoint_dir / "trainer_state.pt", weights_only=True)
                 bundle.model.load_state_dict(loaded.state_dict())
                 opt_actor.load_state_dict(saved["opt_actor"])
                 if critic is not None and saved["critic"] is not None:
@@ -338,6 +342,7 @@ class LocalPPOTrainer:
         metrics: dict = {}
         bar = tqdm(total=total, initial=state["global_step"], desc=self.namespace, unit="step", leave=False, disable=None)
         t0 = time.perf_counter()
+        unsaved: list[tuple[int, dict]] = []  # (step, metrics) trained since the last checkpoint
         while not state["done"]:
             episode, b = state["episode"], state["batch"]
             order = list(range(len(rows)))
@@ -353,8 +358,7 @@ class LocalPPOTrainer:
             history = history.concat(step_rows)
             metrics = {f"{self.namespace}/{k}": v for k, v in stats.items()}
             metrics[f"{self.namespace}/episode"] = episode
-            if self.tracker is not None:
-                self.tracker.log(metrics, step=state["global_step"])
+            unsaved.append((state["global_step"], metrics))
             bar.update(1)
             bar.set_postfix(reward=f"{stats['reward_mean']:.2f}", acc=f"{stats['accuracy']:.2f}")
             state["batch"] = b + 1
@@ -363,6 +367,10 @@ class LocalPPOTrainer:
             state["done"] = state["episode"] > self.num_episodes
             if state["done"] or state["global_step"] % max(1, self.cfg.trainer.save_steps) == 0:
                 self._save(bundle, critic, opt_actor, opt_critic, history, state)
+                # metrics are logged with the checkpoint they belong to: a resumed run never logs a step twice
+                for step, row in unsaved if self.tracker is not None else ():
+                    self.tracker.log(row, step=step)
+                unsaved = []
         bar.close()
         metrics[f"{self.namespace}/seconds"] = time.perf_counter() - t0
         return TrainResult(history, self.checkpoint_dir, metrics)

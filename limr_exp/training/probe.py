@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 
 from limr_exp.hashing import config_hash
+from limr_exp.errors import DataError
 from limr_exp.trajectories import AccuracyCurves, History, read_table
 
 log = logging.getLogger("limr_exp")
@@ -45,7 +46,11 @@ def probe_history(cfg, problems, tracker=None) -> History:
     with FileLock(str(folder) + ".lock"):
         if done.exists():
             log.info("probe: reusing the cached probe run %s", folder)
-            history = read_table(folder / "trajectories.parquet")
+            try:
+                history = read_table(folder / "trajectories.parquet")
+            except DataError:
+                raise DataError(f"the cached probe run {folder} is corrupt: delete that folder (it is safe: the next run "
+                                "trains the probe again)") from None
         else:
             log.info("probe: RL on all %d prompts for %d episodes (cached in %s)", len(problems), cfg.probe.episodes, folder)
             history = train(cfg, problems, folder, tracker, num_episodes=cfg.probe.episodes, namespace="probe").history

@@ -1,0 +1,129 @@
+"""A run folder never lies: one run at a time holds it, and `status.json` says what happened.
+
+    running      from the first moment: pid, host, start time
+    finished     every configured stage done
+    failed       with the one-line reason
+    interrupted  SIGINT or SIGTERM (rerun the same command to resume)
+
+A run killed outright (SIGKILL, power loss) leaves `running` with a pid that no longer lives:
+`read_status` reports that as interrupted, so reports never count it as finished.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+from limr_exp.errors import LimrError
+from limr_exp.io import write_json
+
+STATUS_FILE = "status.json"
+LOCK_FILE = ".lock"
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived: unwind like a failure (status, trackers, workers), exit 128 + signal."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+def raise_on_signals() -> None:
+    """SIGINT and SIGTERM raise `Interrupted` in the main thread (a cluster's preemption sends SIGTERM)."""
+    def handler(signum, frame):
+        raise Interrupted(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
+
+
+def outcome(exc: BaseException | None) -> tuple[str, str | None]:
+    """(status, reason) of a run that ended with `exc` (None: it finished)."""
+    if exc is None:
+        return "finished", None
+    if isinstance(exc, Interrupted):
+        return "interrupted", f"{exc}: rerun the same command to resume"
+    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        return "interrupted", type(exc).__name__
+    return "failed", str(exc) if isinstance(exc, LimrError) else f"{type(exc).__name__}: {exc}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_status(folder: Path) -> dict:
+    """status.json of a run folder ({"status": "missing"} without one); a `running` run whose process is
+    gone (on this host) reads as interrupted."""
+    import json
+
+    try:
+        status = json.loads((Path(folder) / STATUS_FILE).read_text())
+    except (OSError, ValueError):
+        return {"status": "missing"}
+    if status.get("status") == "running" and status.get("host") == socket.gethostname() and not _alive(int(status.get("pid", 0))):
+        status = {**status, "status": "interrupted", "error": "the process was killed"}
+    return status
+
+
+class RunFolder:
+    """Holds a run folder for one run: an exclusive lock (a second run on it stops at once with one line
+    naming the pid that holds it) and a truthful status.json from start to end."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._lock_fd: int | None = None
+        self.started = time.time()
+
+    def __enter__(self) -> "RunFolder":
+        import fcntl
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EACCES):
+                raise LimrError(f"the run folder {self.path} is in use by pid {holder}: wait for that run to end, "
+                                "or give this one its own hydra.run.dir") from None
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+        self.write("running")
+        return self
+
+    def write(self, status: str, reason: str | None = None) -> None:
+        record = {"status": status, "pid": os.getpid(), "host": socket.gethostname(), "started": self.started,
+                  "time": time.time()}
+        if reason:
+            record["error"] = reason
+        write_json(self.path / STATUS_FILE, record)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        status, reason = outcome(exc)
+        try:
+            self.write(status, reason)
+        except OSError:  # a full disk must not hide the run's own error
+            pass
+        finally:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)  # releases the lock
+                self._lock_fd = None
