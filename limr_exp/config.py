@@ -229,6 +229,15 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def data_root_hint(cfg: DictConfig, path) -> str:
+    """For a missing file under data_root: how to point data_root at the data."""
+    root = str(cfg.data_root)
+    if path is None or not str(path).startswith(root):
+        return ""
+    return (f": it lies under data_root={root}; set LIMR_DATA_DIR (or data_root=...) to the folder that holds "
+            "math_full_8523.json, lim_scores.json, limr_subset_hf/ and eval/")
+
+
 def resolve_path(path: str | os.PathLike, base: str | os.PathLike | None = None) -> Path:
     """A user path: `~` expanded, relative paths taken from `base` (default: the working directory)."""
     p = Path(os.path.expanduser(str(path)))
@@ -296,6 +305,12 @@ def validate(cfg: DictConfig) -> None:
         _require(resolve_path(t.path).exists(), f"trajectories.path={t.path} does not exist: point it at a step-dump folder, a verl rollout folder or a trajectories .parquet file")
 
     d = cfg.dataset
+    if d.path is not None and d.format != "toy_arith":
+        _require(resolve_path(d.path).exists(), f"dataset.path={d.path} does not exist" + (
+            data_root_hint(cfg, d.path) or ": check the path (relative paths start from the working directory)"))
+    for b in cfg.eval.benchmarks if "eval" in cfg.stages else ():
+        _require(b.path is None or resolve_path(b.path).exists(), f"eval.benchmarks[{b.name}].path={b.path} does not exist"
+                 + data_root_hint(cfg, b.path))
     _require(d.format in DATASET_FORMATS, f"dataset.format={d.format!r} is unknown: use one of {', '.join(DATASET_FORMATS)}")
     if d.format != "toy_arith":
         _require(d.path is not None, f"dataset.path is not set for dataset={d.name}: set dataset.path=<json|jsonl|parquet|arrow folder>")
@@ -304,7 +319,8 @@ def validate(cfg: DictConfig) -> None:
     _require(s.size is None or s.size >= 1, f"selector.size={s.size} must be a positive number of prompts (or null)")
     if s.name == "precomputed":
         _require(s.scores_path is not None, "selector=precomputed needs selector.scores_path=<scores .json|.csv|.parquet>")
-        _require(resolve_path(s.scores_path).exists(), f"selector.scores_path={s.scores_path} does not exist")
+        _require(resolve_path(s.scores_path).exists(), f"selector.scores_path={s.scores_path} does not exist"
+                 + data_root_hint(cfg, s.scores_path))
 
     p = cfg.ppo
     _require(p.n_samples_per_prompt >= 1, f"ppo.n_samples_per_prompt={p.n_samples_per_prompt} must be at least 1")

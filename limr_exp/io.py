@@ -72,6 +72,8 @@ def json_error_reason(e: Exception, data: bytes) -> str:
         except UnicodeDecodeError as whole:  # the offset in the file, not in one decoded string
             at = whole.start
         return f"byte {at} (0x{data[at]:02x}) is not UTF-8 text: re-save the file as UTF-8"
+    if "truncated" in str(e):
+        return "it ends in the middle of a value: the file is truncated (re-export it)"
     m = re.search(r"\(byte (\d+)\)", str(e))
     if m:
         at = int(m.group(1))

@@ -111,10 +111,17 @@ class WandbLogger:
         os.environ.setdefault("WANDB_CONFIG_DIR", str(cache / "config"))
         self.wandb = wandb
         ident = info.identity()
-        self.run = wandb.init(project=project, entity=entity, mode=mode, dir=str(info.run_dir), name=ident["name"],
-                              id=ident["wandb_id"], resume="allow", group=info.group, job_type=info.job_type,
-                              tags=list(tags or []) + info.labels, config={**info.config, **info.tags},
-                              reinit="finish_previous")
+        settings = dict(project=project, entity=entity, mode=mode, dir=str(info.run_dir), name=ident["name"], resume="allow",
+                        group=info.group, job_type=info.job_type, tags=list(tags or []) + info.labels,
+                        config={**info.config, **info.tags}, reinit="finish_previous")
+        try:
+            self.run = wandb.init(id=ident["wandb_id"], **settings)
+        except Exception as e:  # a killed run's W&B service can hold its id a while: continue under a new one
+            if "in use" not in str(e):
+                raise
+            resumed = f"{ident['wandb_id']}-{int(time.time())}"
+            self.run = wandb.init(id=resumed, **settings)
+            info.remember(wandb_id=resumed)
         self._namespaces: set[str] = set()
 
     def log(self, metrics: Mapping[str, Any], step: int | None) -> None:

@@ -69,7 +69,7 @@ def test_duplicate_texts_are_legal_duplicate_ids_are_not(tmp_path):
 @pytest.mark.parametrize("content,message", [
     ("", "is empty"),
     ("[]", "is empty"),
-    ('[{"id": "a", "prompt": "p", "answ', "not valid JSON"),
+    ('[{"id": "a", "prompt": "p", "answ', "the file is truncated"),
     ('[{"id": "a", "prompt": "p"}]', "dataset.answer_key"),
     ('[{"id": "a", "text": "p", "answer": "1"}]', "dataset.prompt_key"),
     ('{"a": 1, "b": 2}', "JSON list"),

@@ -181,9 +181,9 @@ def test_presets_fit_by_openrlhfs_own_placement_and_schedule_enough_steps(tmp_pa
     assert args["actor.lr_warmup_ratio"] > 0 and args["eval.dataset"] and args["eval.steps"] >= 1
 
 
-def test_a_layout_that_does_not_fit_is_one_line_before_any_work(tmp_path):
+def test_a_layout_that_does_not_fit_is_one_line_before_any_work(tmp_path, shared_data_module):
     r = cli("experiment=limr_paper", "trainer.num_nodes=1", "trainer.layout=separate", "trainer.dry_run=true", "logger=[]",
-            f"hydra.run.dir={tmp_path}/run")
+            f"data_root={shared_data_module}", f"hydra.run.dir={tmp_path}/run")
     err = [line for line in r.stderr.splitlines() if line.strip()]
     assert r.returncode == 2 and len(err) == 1 and "Traceback" not in r.stderr
     assert "asks Ray for 16 GPUs" in err[0] or "ask Ray for 16 GPUs" in err[0]

@@ -128,7 +128,7 @@ def test_precomputed_by_text_and_by_id(problems, tmp_path):
 
 
 @pytest.mark.parametrize("content,message", [
-    ('[{"prompt": "learns", "sco', "not valid JSON"),
+    ('[{"prompt": "learns", "sco', "the file is truncated"),
     ("", "is empty"),
     ('[{"prompt": "learns"}]', "needs columns"),
     ('[{"prompt": "unknown text", "score": 1}]', "matches the dataset"),

@@ -79,7 +79,7 @@ def test_concat_recodes_ids():
 @pytest.mark.parametrize("setup,message", [
     ("missing", "does not exist"),
     ("empty_folder", "neither step_"),
-    ("truncated", "not valid JSON"),
+    ("truncated", "the file is truncated"),
     ("no_reward", "without a text 'prompt' or a numeric 'reward'"),
     ("prompt_not_text", "without a text 'prompt' or a numeric 'reward'"),
     ("not_a_list", "must hold a JSON list of samples"),
