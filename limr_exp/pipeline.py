@@ -213,8 +213,9 @@ def run_stages(cfg: DictConfig, problems: ProblemSet, out: Path, tracker: Tracke
 
 
 def cli_run(cfg: DictConfig) -> None:
-    """Entry point for `python -m limr_exp`: the run folder from Hydra, user errors as one line.
-    In a multirun a failed job is recorded (status.json, W&B, MLflow FAILED) and the others go on."""
+    """Entry point for `python -m limr_exp`: the run folder from Hydra, user errors as one line, SIGINT and
+    SIGTERM as one line and exit 130/143. In a multirun a failed job is recorded (status.json, W&B, MLflow
+    FAILED) and the others go on."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -228,16 +229,21 @@ def cli_run(cfg: DictConfig) -> None:
     except Interrupted as e:
         print(f"limr-exp: interrupted ({e}): rerun the same command to resume", file=sys.stderr, flush=True)
         sys.exit(e.exit_code)
-    except (LimrError, OSError) as e:
-        if isinstance(e, OSError) and e.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        message = str(e) if isinstance(e, LimrError) else (
-            f"no space left on the device writing {e.filename or cfg.output_dir}: free some space, or point "
-            "hydra.run.dir (and cache_dir) at another disk; rerun the same command to resume")
-        print(f"limr-exp: error: {message}", file=sys.stderr, flush=True)
+    except Exception as e:
+        message = user_message(e, cfg)
+        if message is None and not multirun:
+            raise  # a bug: the traceback is for the maintainers
+        # in a sweep, even a bug in one job is recorded (status.json, trackers) and the other jobs go on
+        print(f"limr-exp: error: {message or f'job {hc.job.num} failed: {type(e).__name__}: {e}'}", file=sys.stderr, flush=True)
         if not multirun:
             sys.exit(2)
-    except Exception as e:  # a bug in one job of a sweep: recorded (status.json, trackers) and the sweep goes on
-        if not multirun:
-            raise
-        print(f"limr-exp: error: job {hc.job.num} failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+
+
+def user_message(e: Exception, cfg: DictConfig) -> str | None:
+    """The one line a user reads for an error that is theirs to fix (bad input, a full disk), else None."""
+    if isinstance(e, LimrError):
+        return str(e)
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"no space left on the device writing {e.filename or cfg.output_dir}: free some space, or point "
+                "hydra.run.dir (and cache_dir) at another disk; rerun the same command to resume")
+    return None
