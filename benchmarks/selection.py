@@ -117,7 +117,7 @@ def main() -> None:
           f"({args.repeats} runs); peak RSS {max(rss):.0f} MB (largest process, as /usr/bin/time reports)")
     with tempfile.TemporaryDirectory() as out:
         tree_rss, tree_pss = tree_memory(dumps, dataset, Path(out))
-    print(f"process tree (main, parse workers, plot renderer), peak of the sums: PSS {tree_pss:.0f} MB, "
+    print(f"process tree (main, parse workers), peak of the sums: PSS {tree_pss:.0f} MB, "
           f"RSS {tree_rss:.0f} MB (RSS counts pages shared after fork once per process)")
 
 

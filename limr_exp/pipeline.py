@@ -50,12 +50,9 @@ def reward_history(cfg: DictConfig, problems: ProblemSet, tracker: Tracker | Non
 
 def select_stage(cfg: DictConfig, problems: ProblemSet, out: Path, tracker: Tracker) -> ProblemSet:
     """Score every prompt, keep those the selector picks; write selection/ and plots/.
-
-    The scores table and figures are written by a background child (limr_exp.background) that warms up
-    while the history loads; `selected.jsonl` is written last, once they all exist."""
+    `selected.jsonl` is written last, once the scores table and the figures exist."""
     from limr_exp import plots
     from limr_exp.arrow import write_scores_table
-    from limr_exp.background import started_jobs
     from limr_exp.selection import SELECTORS, SelectionContext
 
     theta = theta_value(cfg)
@@ -65,24 +62,17 @@ def select_stage(cfg: DictConfig, problems: ProblemSet, out: Path, tracker: Trac
     selector = SELECTORS.get(cfg.selector.name)(cfg.selector)
     sel_dir = out / "selection"
     (sel_dir / "selected.jsonl").unlink(missing_ok=True)  # never leave a stale subset next to new scores
-    background = started_jobs(fork=selector.needs_history())  # a history to load: fork while it loads
-    try:
-        history = reward_history(cfg, problems, tracker) if selector.needs_history() else None
-        ctx = SelectionContext(problems, theta, cfg.seed, cfg.selector, history)
-        result = selector.select(ctx)
-        background.submit(write_scores_table, sel_dir / "scores.parquet", result.ids, result.scores, result.selected)
-        if history is not None and result.curve_scores is not None:
-            c = ctx.curves
-            background.submit(plots.lim_trajectories, c.acc, c.scored, c.mean, result.curve_scores, theta,
-                              out / "plots" / "lim_trajectories.png", seed=cfg.seed)
-        if result.n_scored:
-            background.submit(plots.score_histogram, result.scores, theta, cfg.selector.name,
-                              out / "plots" / "score_histogram.png")
-        del history, ctx
-        background.finish()
-    except BaseException:
-        background.cancel()
-        raise
+    history = reward_history(cfg, problems, tracker) if selector.needs_history() else None
+    ctx = SelectionContext(problems, theta, cfg.seed, cfg.selector, history)
+    result = selector.select(ctx)
+    write_scores_table(sel_dir / "scores.parquet", result.ids, result.scores, result.selected)
+    if history is not None and result.curve_scores is not None:
+        c = ctx.curves
+        plots.lim_trajectories(c.acc, c.scored, c.mean, result.curve_scores, theta, out / "plots" / "lim_trajectories.png",
+                               seed=cfg.seed)
+    if result.n_scored:
+        plots.score_histogram(result.scores, theta, cfg.selector.name, out / "plots" / "score_histogram.png")
+    del history, ctx
     write_jsonl(sel_dir / "selected.jsonl", (row for row, keep in zip(problems.rows, result.selected) if keep))
     tracker.log_artifact(sel_dir / "selected.jsonl", "dataset")
     tracker.log_table("selection/scores", [{"prompt_id": i, "score": None if np.isnan(sc) else float(sc), "selected": bool(k)}
@@ -195,9 +185,6 @@ def run_stages(cfg: DictConfig, problems: ProblemSet, out: Path, tracker: Tracke
         summary["n_selected"] = len(subset)
         summary["timings"]["select"] = time.perf_counter() - t
     else:
-        from limr_exp.background import discard_spare
-
-        discard_spare()
         subset = previous_selection(out, problems) if "train" in cfg.stages else problems
     checkpoint = None
     if "train" in cfg.stages:
