@@ -86,6 +86,7 @@ def test_bad_input_exits_with_one_clear_line(tmp_path, select_inputs, case):
     assert not (out / "selection" / "selected.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_smoke_experiment_end_to_end(tmp_path):
     """experiment=smoke runs every stage: probe, LIM selection, training, evaluation, summary table."""
     out = tmp_path / "run"

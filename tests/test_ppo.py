@@ -84,6 +84,7 @@ LEARNABLE = [  # level-1 sums; a base model that boxes 30% of its answers; RL mu
 ]
 
 
+@pytest.mark.slow
 def test_mean_reward_rises_on_a_learnable_set(tmp_path):
     cfg = compose_cfg(LEARNABLE + ["ppo.num_episodes=5", f"cache_dir={tmp_path}/cache"])
     result = train(cfg, load_problems(cfg.dataset), tmp_path / "train")

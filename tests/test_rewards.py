@@ -225,6 +225,7 @@ PATHOLOGICAL = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("label,response,answer", PATHOLOGICAL, ids=[p[0] for p in PATHOLOGICAL])
 def test_pathological_inputs_are_bounded_and_safe(label, response, answer, tmp_path):
     import os
@@ -244,6 +245,7 @@ def test_overrun_scores_as_timeout_and_is_counted():
     assert math_reward(boxed("2"), "2") == 1.0  # the pool recovered
 
 
+@pytest.mark.slow
 def test_from_worker_threads_within_budget():
     """OpenRLHF calls the reward in worker threads: every call returns within budget, right."""
     cases = CASES + [(p[0], p[1], p[2], None) for p in PATHOLOGICAL[:3]]

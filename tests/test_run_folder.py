@@ -76,6 +76,7 @@ def test_a_full_disk_is_one_line_naming_the_path(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "run" / "selection" / "selected.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_the_sweep_report_is_written_whatever_a_job_raised(tmp_path, monkeypatch, capsys):
     import limr_exp.pipeline as pipeline
 
@@ -243,6 +244,7 @@ def test_hostile_inputs_get_one_line(tmp_path, case, message):
     assert json.loads((tmp_path / "run" / "status.json").read_text())["status"] == "failed"
 
 
+@pytest.mark.slow
 def test_a_corrupt_probe_cache_names_the_cache_and_says_deleting_it_is_safe(tmp_path):
     cache = tmp_path / "cache"
     args = ["experiment=smoke", "stages=[select]", "logger=[]", f"cache_dir={cache}"]

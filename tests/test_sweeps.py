@@ -8,6 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+pytestmark = pytest.mark.slow  # multiruns of the CLI
+
 from limr_exp.config import run_name
 from limr_exp.report import main as report_main
 
