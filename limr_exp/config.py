@@ -326,8 +326,10 @@ def validate(cfg: DictConfig) -> None:
     _require(p.n_samples_per_prompt >= 1, f"ppo.n_samples_per_prompt={p.n_samples_per_prompt} must be at least 1")
     _require(p.rollout_batch_size >= 1, f"ppo.rollout_batch_size={p.rollout_batch_size} must be at least 1")
     _require(p.num_episodes >= 1, f"ppo.num_episodes={p.num_episodes} must be at least 1")
-    _require(p.advantage_estimator in ("gae", "group_norm", "reinforce_baseline"),
-             f"ppo.advantage_estimator={p.advantage_estimator!r} is unknown: use gae, group_norm or reinforce_baseline")
+    if cfg.trainer.name == "local" and ("train" in cfg.stages or "select" in cfg.stages and cfg.trajectories.path is None):
+        from limr_exp.training.ppo import ESTIMATORS
+
+        ESTIMATORS.get(p.advantage_estimator)  # the local trainer's registry: one line naming the choices
     _require(cfg.probe.episodes >= 1, f"probe.episodes={cfg.probe.episodes} must be at least 1")
     _require(0 <= cfg.trajectories.min_match_share <= 1,
              f"trajectories.min_match_share={cfg.trajectories.min_match_share} must be a share between 0 and 1")

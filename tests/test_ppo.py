@@ -166,3 +166,29 @@ def test_bad_training_input(tmp_path, overrides, message):
     cfg = compose_cfg(LEARNABLE + ["ppo.num_episodes=1", f"cache_dir={tmp_path}/cache"] + overrides)
     with pytest.raises(LimrError, match=message):
         train(cfg, load_problems(cfg.dataset), tmp_path / "train")
+
+
+def test_estimator_registry_names_each_estimator_once_and_rejects_duplicates():
+    from limr_exp.errors import ConfigError
+    from limr_exp.training.ppo import ESTIMATORS
+
+    assert ESTIMATORS.names() == ["gae", "group_norm", "reinforce_baseline"]
+    with pytest.raises(ValueError, match="registered twice"):
+        ESTIMATORS.register("gae")(lambda *a: None)
+    with pytest.raises(ConfigError, match="set ppo.advantage_estimator to one of gae, group_norm, reinforce_baseline"):
+        ESTIMATORS.get("ppo2")
+
+
+def test_group_estimators_centre_each_prompts_rewards():
+    import torch
+
+    from limr_exp.training.ppo import ESTIMATORS
+
+    cfg = compose_cfg(["ppo.n_samples_per_prompt=2", "ppo.init_kl_coef=0"]).ppo
+    reward = torch.tensor([1.0, -1.0, 0.5, 0.5])  # two prompts, two samples each
+    mask = torch.ones(4, 3)
+    zeros = torch.zeros(4, 3)
+    adv, returns, kl = ESTIMATORS.get("reinforce_baseline")(reward, zeros, zeros, mask, zeros, cfg)
+    assert adv[:, -1].tolist() == [1.0, -1.0, 0.0, 0.0] and kl.abs().sum() == 0
+    adv, _, _ = ESTIMATORS.get("group_norm")(reward, zeros, zeros, mask, zeros, cfg)
+    assert torch.allclose(adv[:2, -1], torch.tensor([1.0, -1.0]), atol=1e-6) and adv[2:].abs().sum() == 0

@@ -36,12 +36,13 @@ from limr_exp.data.problems import ProblemSet
 from limr_exp.errors import ConfigError, DataError, LimrError
 from limr_exp.generation import position_ids, sample
 from limr_exp.io import give_files_the_usual_mode, write_json
+from limr_exp.registry import Registry
 from limr_exp.rewards import RewardSettings, judge_batch, too_many_errors
 from limr_exp.trajectories import History, read_table, write_table
 
 log = logging.getLogger(__name__)
 
-ESTIMATORS = ("gae", "group_norm", "reinforce_baseline")
+ESTIMATORS: Registry = Registry("advantage estimator", "ppo.advantage_estimator")  # name -> estimator (verl's register_adv_est)
 
 
 # ----------------------------------------------------------------------------- the math
@@ -97,6 +98,40 @@ def group_normalised(reward: torch.Tensor, group_size: int, baseline_only: bool 
     if baseline_only:
         return centred.view(-1)
     return (centred / (g.std(dim=1, keepdim=True, unbiased=False) + 1e-9)).view(-1)
+
+
+# ----------------------------------------------------------------------------- advantage estimators
+# Each takes the rollout's sequence rewards, log-probs of the old and reference policies, the response
+# mask, the critic's values (zeros without a critic) and the PPO config; returns (advantages, returns, kl).
+
+@ESTIMATORS.register("gae")
+def gae_estimator(reward, logp_old, logp_ref, mask, values, p):
+    """KL-shaped token rewards, then GAE with the critic's values, whitened as OpenRLHF does."""
+    shaped, kl = kl_shaped_rewards(reward, logp_old, logp_ref, mask, p.init_kl_coef)
+    advantages, returns = gae(shaped, values, mask, p.gamma, p.lambd)
+    mean = masked_mean(advantages, mask)
+    std = masked_mean((advantages - mean) ** 2, mask).sqrt()
+    return (advantages - mean) / (std + 1e-8) * mask, returns, kl
+
+
+@ESTIMATORS.register("group_norm")
+def group_norm_estimator(reward, logp_old, logp_ref, mask, values, p):
+    """GRPO: rewards normalised within each prompt's group of samples, KL-shaped, discounted."""
+    shaped, kl = kl_shaped_rewards(group_normalised(reward, p.n_samples_per_prompt), logp_old, logp_ref, mask, p.init_kl_coef)
+    returns = discounted_returns(shaped, mask, p.gamma)
+    return returns, returns, kl
+
+
+@ESTIMATORS.register("reinforce_baseline")
+def reinforce_baseline_estimator(reward, logp_old, logp_ref, mask, values, p):
+    """REINFORCE with the group's mean reward as baseline, KL-shaped, discounted."""
+    normed = group_normalised(reward, p.n_samples_per_prompt, baseline_only=True)
+    shaped, kl = kl_shaped_rewards(normed, logp_old, logp_ref, mask, p.init_kl_coef)
+    returns = discounted_returns(shaped, mask, p.gamma)
+    return returns, returns, kl
+
+
+NEEDS_CRITIC = {"gae"}
 
 
 def policy_loss(logp: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Tensor, action_mask: torch.Tensor,
@@ -162,17 +197,16 @@ class LocalPPOTrainer:
         self.num_episodes = num_episodes or self.ppo.num_episodes
         self.reward_settings = RewardSettings.from_cfg(cfg.reward)
         p = self.ppo
-        if p.advantage_estimator not in ESTIMATORS:
-            raise ConfigError(f"ppo.advantage_estimator={p.advantage_estimator!r} is unknown: use one of {', '.join(ESTIMATORS)}")
+        self.estimate = ESTIMATORS.get(p.advantage_estimator)  # one line naming the choices if unknown
         if p.n_samples_per_prompt < 1:
             raise ConfigError(f"ppo.n_samples_per_prompt={p.n_samples_per_prompt} must be at least 1")
         if p.rollout_batch_size > len(problems):
             raise ConfigError(f"ppo.rollout_batch_size={p.rollout_batch_size} is larger than the training set "
                               f"({len(problems)} prompts): lower ppo.rollout_batch_size")
-        if p.advantage_estimator != "gae" and p.n_samples_per_prompt < 2:
+        if p.advantage_estimator not in NEEDS_CRITIC and p.n_samples_per_prompt < 2:
             raise ConfigError(f"ppo.advantage_estimator={p.advantage_estimator} compares samples of a prompt: "
                               "set ppo.n_samples_per_prompt to 2 or more")
-        if any(not str(r["answer"]).strip() for r in problems.rows):
+        if any(r["answer"] is None or not str(r["answer"]).strip() for r in problems.rows):
             raise DataError("the training set has problems without an answer: every problem needs a reference answer")
 
     # -- checkpoints
@@ -241,18 +275,8 @@ class LocalPPOTrainer:
 
         logp_old = in_micro_batches(response_logprobs, bundle.model)
         logp_ref = in_micro_batches(response_logprobs, reference)
-        if p.advantage_estimator == "gae":
-            values = in_micro_batches(response_values, critic)
-            shaped, kl = kl_shaped_rewards(reward, logp_old, logp_ref, mask, p.init_kl_coef)
-            advantages, returns = gae(shaped, values, mask, p.gamma, p.lambd)
-            mean, std = masked_mean(advantages, mask), masked_mean((advantages - masked_mean(advantages, mask)) ** 2, mask).sqrt()
-            advantages = (advantages - mean) / (std + 1e-8) * mask  # whitening, as OpenRLHF does for GAE
-        else:
-            values = torch.zeros_like(mask)
-            normed = group_normalised(reward, p.n_samples_per_prompt, baseline_only=p.advantage_estimator == "reinforce_baseline")
-            shaped, kl = kl_shaped_rewards(normed, logp_old, logp_ref, mask, p.init_kl_coef)
-            returns = discounted_returns(shaped, mask, p.gamma)
-            advantages = returns
+        values = in_micro_batches(response_values, critic) if critic is not None else torch.zeros_like(mask)
+        advantages, returns, kl = self.estimate(reward, logp_old, logp_ref, mask, values, p)
         batch = dict(sequences=s.sequences, attention_mask=s.attention_mask, mask=mask, logp_old=logp_old,
                      values_old=values, advantages=advantages, returns=returns)
         stats = {"reward_mean": reward.mean().item(), "accuracy": float(np.mean([j.correct for j in judgements])),
@@ -313,7 +337,7 @@ class LocalPPOTrainer:
         reference = copy.deepcopy(bundle.model).eval()
         for param in reference.parameters():
             param.requires_grad_(False)
-        critic = Critic(bundle.model).to(self.device) if p.advantage_estimator == "gae" else None
+        critic = Critic(bundle.model).to(self.device) if p.advantage_estimator in NEEDS_CRITIC else None
         opt_actor = torch.optim.Adam(bundle.model.parameters(), lr=p.actor_learning_rate)
         opt_critic = torch.optim.Adam(critic.parameters(), lr=p.critic_learning_rate) if critic is not None else None
         history = History.build([], [], [], [], [])
