@@ -263,6 +263,7 @@ def unknown_keys(node, schema: type = None, prefix: str = "") -> list[str]:
     """Keys of the composed config that its dataclass schema does not define (a typo, or a `+key=...`
     the schema does not know); free-form mappings (`logger`, `trainer.extra`) are not looked into."""
     import dataclasses
+    import types
     import typing
 
     schema = schema or Config
@@ -276,7 +277,7 @@ def unknown_keys(node, schema: type = None, prefix: str = "") -> list[str]:
             continue
         kind = hints[key]
         args = [a for a in typing.get_args(kind) if a is not type(None)]
-        inner = args[0] if typing.get_origin(kind) in (typing.Union, getattr(__import__("types"), "UnionType", None)) and args else kind
+        inner = args[0] if typing.get_origin(kind) in (typing.Union, types.UnionType) and args else kind  # Optional[X] -> X
         value = node._get_node(key)
         if dataclasses.is_dataclass(inner) and isinstance(value, DictConfig):
             found += unknown_keys(value, inner, path + ".")

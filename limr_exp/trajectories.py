@@ -456,8 +456,11 @@ def check_values(history: History, path) -> None:
     if np.isnan(history.reward).any():
         raise DataError(f"trajectories.path={path} has {int(np.isnan(history.reward).sum())} NaN rewards: every sample needs "
                         "a numeric reward (LIMR's rule gives 1, -0.5 or -1)")
-    epochs = np.unique(history.epoch)
-    if epochs[0] < 1 or len(epochs) != int(epochs[-1]) - int(epochs[0]) + 1:
+    first, last = int(history.epoch.min()), int(history.epoch.max())
+    # a count per epoch (no sort), sized by the range only once the range is known to fit in the rows
+    gapped = first < 1 or last - first >= history.num_rows or not np.bincount(history.epoch - first).all()
+    if gapped:
+        epochs = np.unique(history.epoch)
         shown = ", ".join(map(str, epochs[:6].tolist())) + (" ..." if len(epochs) > 6 else "")
         raise DataError(f"trajectories.path={path} has epochs {shown}: epochs must be positive and follow one another without gaps")
 

@@ -18,7 +18,7 @@ from fractions import Fraction
 from functools import lru_cache
 
 from limr_exp.rewards.normalize import (as_rational, canonical, enclosed, light_clean, normalize, split_top_level,
-                                        strip_outer_parens)
+                                        strip_outer_parens, without_commands)
 from limr_exp.rewards.numeric import evaluate, letters
 
 FLOAT_ROUNDING = 6  # Math-Verify rounds a float to 6 decimal places before comparing
@@ -26,12 +26,11 @@ FLOAT_ROUNDING = 6  # Math-Verify rounds a float to 6 decimal places before comp
 _PROVABLY_APART = Fraction(2, 10**FLOAT_ROUNDING)
 _FLOAT_APART = float(_PROVABLY_APART)
 _DIVISION = re.compile(r"/|\\div")  # `1/2\pi`: readers disagree on precedence; such pairs go to Math-Verify
-# spellings that normalisation drops but Math-Verify reads as a change of value (28\% = 0.28, 30^\circ = pi/6)
-_SET_MARKS = re.compile(r"\\cup|\\infty")
+_SET_MARKS = re.compile(r"\\cup|\\infty")  # unions and half-lines
 _CONSTANT_LETTERS = {"e", "E"}  # Euler's number to Math-Verify
 _IMAGINARY = {"i", "I"}
 _LETTER_RUN = re.compile(r"[A-Za-z]{2,}")
-_COMMANDS = re.compile(r"\\[a-zA-Z]+")
+# spellings that normalisation drops but Math-Verify reads as a change of value (28\% = 0.28, 30^\circ = pi/6)
 _SCALE_MARKS = re.compile(r"%|\\circ|°|\\degree")
 
 
@@ -91,7 +90,7 @@ def _non_constant(s: str) -> bool:
     imaginary `i` may occur once, outside powers and roots: then the expression is (a i + b)/(c i + d),
     real at i = sqrt(-1) only when it is constant in i, so "changes with i" proves it is no real number."""
     names = letters(s)
-    if not names or names & _CONSTANT_LETTERS or _DIVISION.search(s) or _LETTER_RUN.search(_COMMANDS.sub("", s)):
+    if not names or names & _CONSTANT_LETTERS or _DIVISION.search(s) or _LETTER_RUN.search(without_commands(s)):
         return False
     if names & _IMAGINARY and (len(re.findall(r"(?<![A-Za-z\\])[iI](?![A-Za-z])", s)) != 1 or "^" in s or "\\sqrt" in s):
         return False

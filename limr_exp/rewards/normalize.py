@@ -161,8 +161,16 @@ def _strip_label(s: str) -> str:
     return s
 
 
+_COMMAND = re.compile(r"\\[a-zA-Z]+")
+
+
+def without_commands(s: str) -> str:
+    """`s` with its LaTeX commands (\\frac, \\sqrt, \\text, ...) removed: what is left are its own letters."""
+    return _COMMAND.sub("", s)
+
+
 def letters_outside_commands(s: str) -> bool:
-    return bool(re.search(r"[A-Za-z]", re.sub(r"\\[a-zA-Z]+", "", s)))
+    return bool(re.search(r"[A-Za-z]", without_commands(s)))
 
 
 def _element(s: str) -> str:
