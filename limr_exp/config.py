@@ -26,12 +26,12 @@ DATASET_FORMATS = ("auto", "json", "jsonl", "parquet", "arrow", "toy_arith")
 
 @dataclass
 class ToyArithConfig:
-    """Synthetic arithmetic problems (the toy world): levels 1..n_levels, from one-digit sums up."""
+    """Synthetic arithmetic problem families (the toy world); values in conf/dataset/toy_arith.yaml."""
 
-    n_train: int = 256
-    n_test: int = 128
-    levels: List[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
-    seed: int = 0
+    n_train: int = MISSING
+    n_test: int = MISSING
+    families: Dict[str, float] = MISSING  # family -> share of the problems (limr_exp/data/toy_arith.py)
+    seed: int = MISSING
 
 
 @dataclass
@@ -49,41 +49,52 @@ class DatasetConfig:
 
 @dataclass
 class TrajectoriesConfig:
-    """Reward history supplied instead of a probe run (DESIGN.md: trajectories)."""
+    """Reward history supplied instead of a probe run (DESIGN.md: trajectories); values in conf/config.yaml."""
 
-    path: Optional[str] = None
-    format: str = "auto"  # auto | step_dumps | verl | table
-    steps_per_epoch: int = 8  # step dumps / verl: consecutive step files forming one epoch
-    max_epochs: Optional[int] = None  # only the first max_epochs epochs count; null = all complete ones
-    prompt_regex: Optional[str] = None  # verl: regex whose group 1 is the problem inside a templated input (default: found)
+    path: Optional[str] = MISSING
+    format: str = MISSING  # auto | step_dumps | verl | table
+    steps_per_epoch: int = MISSING  # step dumps / verl: consecutive step files forming one epoch
+    max_epochs: Optional[int] = MISSING  # only the first max_epochs epochs count; null = all complete ones
+    prompt_regex: Optional[str] = MISSING  # verl: regex whose group 1 is the problem inside a templated input
     min_match_share: float = 0.5  # fail when fewer of the dataset's prompts occur in the history
 
 
 @dataclass
 class SelectorConfig:
+    """Every selector (lim, linear, full: nothing to set but the name)."""
+
     name: str = MISSING
+
+
+@dataclass
+class SizedSelectorConfig(SelectorConfig):
+    """random, variance, learnability."""
+
     size: Optional[int] = None  # random: subset size (default: as many as lim keeps at theta); variance/learnability: top-k
-    scores_path: Optional[str] = None  # precomputed: LIMR's [{prompt, score}] json, or csv/parquet (prompt_id, score)
+
+
+@dataclass
+class PrecomputedSelectorConfig(SelectorConfig):
+    scores_path: Optional[str] = None  # LIMR's [{prompt, score}] json, or csv/parquet (prompt_id, score)
 
 
 @dataclass
 class ToyModelConfig:
-    """Shape and pretraining of the tiny Qwen2 model built for the toy world."""
+    """Shape and pretraining of the tiny Qwen2 model built for the toy world; values in conf/model/toy.yaml."""
 
-    vocab_size: int = 512
-    hidden_size: int = 128
-    intermediate_size: int = 384
-    num_hidden_layers: int = 2
-    num_attention_heads: int = 4
-    num_key_value_heads: int = 2
-    max_position_embeddings: int = 256
-    pretrain_steps: int = 300
-    pretrain_batch_size: int = 32
-    pretrain_lr: float = 3e-3
-    pretrain_levels: List[int] = field(default_factory=lambda: [1, 2])
-    pretrain_examples: int = 2000
-    box_rates: List[float] = field(default_factory=lambda: [0.9, 0.3])  # per pretrain level: share of answers boxed
-    seed: int = 0
+    vocab_size: int = MISSING
+    hidden_size: int = MISSING
+    intermediate_size: int = MISSING
+    num_hidden_layers: int = MISSING
+    num_attention_heads: int = MISSING
+    num_key_value_heads: int = MISSING
+    max_position_embeddings: int = MISSING
+    pretrain_steps: int = MISSING
+    pretrain_batch_size: int = MISSING
+    pretrain_lr: float = MISSING
+    pretrain_families: Dict[str, float] = MISSING  # family -> share of its answers boxed; unlisted families never seen
+    pretrain_examples: int = MISSING
+    seed: int = MISSING
 
 
 @dataclass
@@ -99,33 +110,35 @@ class ModelConfig:
 
 @dataclass
 class PPOConfig:
-    """PPO hyper-parameters, named as OpenRLHF names them so one config drives both trainers."""
+    """PPO hyper-parameters, named as OpenRLHF names them so one config drives both trainers. Each option
+    (conf/ppo/*.yaml) sets the MISSING ones; the others are OpenRLHF's defaults, which no option changes."""
 
     name: str = MISSING
-    num_episodes: int = 1
-    rollout_batch_size: int = 16
-    n_samples_per_prompt: int = 4
-    micro_rollout_batch_size: int = 64
-    train_batch_size: int = 64
-    micro_train_batch_size: int = 16
+    num_episodes: int = MISSING
+    max_steps: Optional[int] = None  # local trainer: stop after this many rollout steps (equal-steps comparisons)
+    rollout_batch_size: int = MISSING
+    n_samples_per_prompt: int = MISSING
+    micro_rollout_batch_size: int = MISSING
+    train_batch_size: int = MISSING
+    micro_train_batch_size: int = MISSING
     max_epochs: int = 1  # optimisation passes over one rollout batch
-    prompt_max_len: int = 1024
-    generate_max_len: int = 1024
-    temperature: float = 1.0
+    prompt_max_len: int = MISSING
+    generate_max_len: int = MISSING
+    temperature: float = MISSING
     top_p: float = 1.0
-    actor_learning_rate: float = 1e-6
-    critic_learning_rate: float = 1e-5
-    init_kl_coef: float = 0.01
+    actor_learning_rate: float = MISSING
+    critic_learning_rate: float = MISSING
+    init_kl_coef: float = MISSING
     eps_clip: float = 0.2
     value_clip: float = 0.2
     gamma: float = 1.0
     lambd: float = 0.95
-    advantage_estimator: str = "gae"  # gae | group_norm | reinforce_baseline
+    advantage_estimator: str = MISSING  # gae | group_norm | reinforce_baseline
     normalize_reward: bool = False
     max_norm: float = 1.0
     lr_warmup_steps: int = 0  # optimiser steps of linear learning-rate warm-up
-    zero_stage: int = 2
-    bf16: bool = True
+    zero_stage: int = MISSING
+    bf16: bool = MISSING
 
 
 @dataclass
@@ -138,6 +151,7 @@ class BenchmarkConfig:
     temperature: float = 0.0  # 0 = greedy
     top_p: float = 1.0
     drop_unanswered: bool = False  # true drops rows whose answer is null/blank (else they stop the run)
+    group_by: Optional[str] = None  # a problem field (toy: family; MATH500: level) to report accuracy per value of
 
 
 @dataclass
@@ -154,32 +168,41 @@ class EvalConfig:
 
 @dataclass
 class TrainerConfig:
+    """Every trainer (trainer=local has nothing more)."""
+
     name: str = MISSING
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = "auto"  # auto | cpu | cuda (local training, HF evaluation)
     save_steps: int = 1  # checkpoint every N rollout steps (resume point)
-    dry_run: bool = False  # openrlhf: write the command and reward file, launch nothing
-    ray_address: Optional[str] = None  # openrlhf: `ray job submit` to this cluster (null: a Ray of the run's own)
-    shared_dir: Optional[str] = None  # openrlhf with ray_address: storage every node and this machine see
-    num_nodes: int = 1  # openrlhf: the cluster's nodes ...
+    eval_steps: int = -1  # evaluate on the eval suite every N rollout steps (-1: never), for the learning curve
+
+
+@dataclass
+class OpenRLHFTrainerConfig(TrainerConfig):
+    """trainer=openrlhf: the cluster, the GPU layout and OpenRLHF's own flags."""
+
+    dry_run: bool = False  # write the command and reward file, launch nothing
+    ray_address: Optional[str] = None  # `ray job submit` to this cluster (null: a Ray of the run's own)
+    shared_dir: Optional[str] = None  # with ray_address: storage every node and this machine see
+    num_nodes: int = 1  # the cluster's nodes ...
     gpus_per_node: int = 8  # ... and GPUs per node
-    layout: str = "auto"  # openrlhf: auto | separate | colocate_all (limr_exp/training/placement.py)
-    actor_gpus: int = 4  # openrlhf, separate layout: GPUs of the actor, reference and critic models
+    layout: str = "auto"  # auto | separate | colocate_all (limr_exp/training/placement.py)
+    actor_gpus: int = 4  # separate layout: GPUs of the actor, reference and critic models
     ref_gpus: int = 4
     critic_gpus: int = 4
     vllm_num_engines: int = 4
     vllm_tensor_parallel_size: int = 1
-    vllm_gpu_memory_utilization: Optional[float] = None  # openrlhf: vLLM's share of GPU memory (null: OpenRLHF's default)
-    eval_steps: int = -1  # openrlhf: evaluate on the eval suite's files every N steps (-1: never)
-    packing_samples: bool = False  # openrlhf: pack samples (flash-attention)
-    adam_offload: bool = False  # openrlhf: Adam states in CPU memory
-    extra: Dict[str, Any] = field(default_factory=dict)  # openrlhf: more flags, e.g. {"vllm.enforce_eager": true}
+    vllm_gpu_memory_utilization: Optional[float] = None  # vLLM's share of GPU memory (null: OpenRLHF's default)
+    packing_samples: bool = False  # pack samples (flash-attention)
+    adam_offload: bool = False  # Adam states in CPU memory
+    extra: Dict[str, Any] = field(default_factory=dict)  # more flags, e.g. {"vllm.enforce_eager": true}
 
 
 @dataclass
 class ProbeConfig:
     """The probe RL run on the full set that records the reward history LIM reads."""
 
-    episodes: int = 4
+    episodes: int = MISSING  # values in conf/config.yaml
+    seed: int = MISSING
 
 
 @dataclass
@@ -194,16 +217,18 @@ class Config:
     reward: RewardSettings = field(default_factory=RewardSettings)
     trajectories: TrajectoriesConfig = field(default_factory=TrajectoriesConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
-    theta: Any = 0.6  # LIM threshold; validated here so a bad value gets one clear line
-    seed: int = 42
-    stages: List[str] = field(default_factory=lambda: list(STAGES))
-    data_root: str = "data/limr"
-    cache_dir: str = "outputs/cache"
+    # values and their documentation in conf/config.yaml
+    theta: Any = MISSING  # typed Any so that a bad value gets one clear line from validate()
+    seed: int = MISSING
+    threads: Optional[int] = MISSING
+    stages: List[str] = MISSING
+    data_root: str = MISSING
+    cache_dir: str = MISSING
     output_dir: Optional[str] = None  # run folder; the CLI sets it to Hydra's output dir
-    run_name: str = "run"
+    run_name: str = MISSING
 
 
-def run_name(selector: str, theta, size, seed) -> str:
+def run_name(selector: str, theta, size, seed) -> str:  # size: null for selectors without one
     """A name that tells runs apart: lim-theta0.6-seed42, random-n1389-seed42, full-seed42."""
     if selector == "full":
         base = "full"
@@ -214,9 +239,18 @@ def run_name(selector: str, theta, size, seed) -> str:
     return f"{base}-seed{seed}"
 
 
+OPTION_SCHEMAS = {  # (group, schema name) -> the schema its option files extend (`defaults: [<name>, _self_]`)
+    ("selector", "schema_sized"): SizedSelectorConfig,
+    ("selector", "schema_precomputed"): PrecomputedSelectorConfig,
+    ("trainer", "schema_openrlhf"): OpenRLHFTrainerConfig,
+}
+
+
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="limr_schema", node=Config)
+    for (group, name), node in OPTION_SCHEMAS.items():
+        cs.store(group=group, name=name, node=node)
     if not OmegaConf.has_resolver("limr_run_name"):
         OmegaConf.register_new_resolver("limr_run_name", run_name)
 
@@ -279,6 +313,9 @@ def unknown_keys(node, schema: type = None, prefix: str = "") -> list[str]:
         args = [a for a in typing.get_args(kind) if a is not type(None)]
         inner = args[0] if typing.get_origin(kind) in (typing.Union, types.UnionType) and args else kind  # Optional[X] -> X
         value = node._get_node(key)
+        actual = OmegaConf.get_type(value) if isinstance(value, DictConfig) else None
+        if dataclasses.is_dataclass(inner) and actual is not None and dataclasses.is_dataclass(actual) and issubclass(actual, inner):
+            inner = actual  # the option's own schema (e.g. selector=random: SizedSelectorConfig)
         if dataclasses.is_dataclass(inner) and isinstance(value, DictConfig):
             found += unknown_keys(value, inner, path + ".")
         elif typing.get_origin(inner) in (list, List) and typing.get_args(inner) and dataclasses.is_dataclass(typing.get_args(inner)[0]):
@@ -293,6 +330,7 @@ def validate(cfg: DictConfig) -> None:
     _require(not unknown, f"unknown config key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: check the spelling "
                           "(python -m limr_exp --cfg job lists every key)")
     _require(0 <= cfg.seed < 2**32, f"seed={cfg.seed} must be an integer in [0, 2**32 - 1]")
+    _require(cfg.threads is None or cfg.threads >= 1, f"threads={cfg.threads} must be at least 1 (or null: the usable CPUs)")
     theta_value(cfg)
     for stage in cfg.stages:
         _require(stage in STAGES, f"unknown stage {stage!r} in stages: use a list drawn from {list(STAGES)}, e.g. 'stages=[select]'")
@@ -317,7 +355,8 @@ def validate(cfg: DictConfig) -> None:
         _require(d.path is not None, f"dataset.path is not set for dataset={d.name}: set dataset.path=<json|jsonl|parquet|arrow folder>")
 
     s = cfg.selector
-    _require(s.size is None or s.size >= 1, f"selector.size={s.size} must be a positive number of prompts (or null)")
+    size = s.get("size")
+    _require(size is None or size >= 1, f"selector.size={size} must be a positive number of prompts (or null)")
     if s.name == "precomputed":
         _require(s.scores_path is not None, "selector=precomputed needs selector.scores_path=<scores .json|.csv|.parquet>")
         _require(resolve_path(s.scores_path).exists(), f"selector.scores_path={s.scores_path} does not exist"
@@ -327,6 +366,10 @@ def validate(cfg: DictConfig) -> None:
     _require(p.n_samples_per_prompt >= 1, f"ppo.n_samples_per_prompt={p.n_samples_per_prompt} must be at least 1")
     _require(p.rollout_batch_size >= 1, f"ppo.rollout_batch_size={p.rollout_batch_size} must be at least 1")
     _require(p.num_episodes >= 1, f"ppo.num_episodes={p.num_episodes} must be at least 1")
+    _require(p.max_steps is None or p.max_steps >= 1, f"ppo.max_steps={p.max_steps} must be at least 1 (or null: num_episodes passes)")
+    _require(p.max_steps is None or cfg.trainer.name == "local" or "train" not in cfg.stages,
+             f"ppo.max_steps is a local-trainer setting; trainer={cfg.trainer.name} trains ppo.num_episodes passes: "
+             "set ppo.max_steps=null")
     if cfg.trainer.name == "local" and ("train" in cfg.stages or "select" in cfg.stages and cfg.trajectories.path is None):
         from limr_exp.training.ppo import ESTIMATORS
 

@@ -32,3 +32,9 @@ def usable_cpus() -> int:
     if quota is not None:
         n = min(n, math.ceil(quota))
     return max(1, n)
+
+
+def torch_threads(parallel_jobs: int = 1) -> int:
+    """Threads for torch in one of `parallel_jobs` jobs sharing this machine: more threads than usable CPUs
+    oversubscribe them and slow every job down many times over."""
+    return max(1, usable_cpus() // max(1, parallel_jobs))

@@ -54,6 +54,14 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
             f.write("\n")
 
 
+def read_jsonl(path: str | os.PathLike) -> Iterator[dict]:
+    """The rows of a JSON-lines file (blank lines skipped)."""
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield json.loads(line)
+
+
 def give_files_the_usual_mode(folder: str | os.PathLike) -> None:
     """Files some libraries write private (safetensors' 0600) get the mode every other result has."""
     for path in Path(folder).rglob("*"):

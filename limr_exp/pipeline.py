@@ -48,7 +48,25 @@ def reward_history(cfg: DictConfig, problems: ProblemSet, tracker: Tracker | Non
     return probe_history(cfg, problems, tracker)
 
 
-def select_stage(cfg: DictConfig, problems: ProblemSet, out: Path, tracker: Tracker) -> ProblemSet:
+def report_curves(history, theta: float, tracker: Tracker):
+    """Log the history's Figure-2a groups and the score of a never-solved prompt; warn when that is >= theta."""
+    from limr_exp.trajectories import AccuracyCurves, curve_summary
+
+    summary = curve_summary(AccuracyCurves.from_history(history))
+    if summary["curves/prompts"]:
+        log.info("reward history: %d prompts x %d epochs; %.0f%% stay at 0, %.0f%% start >= 0.9, %.0f%% improve by >= 0.25; "
+                 "mean accuracy %.2f -> %.2f", summary["curves/prompts"], summary["curves/epochs"],
+                 100 * summary["curves/share_stay_zero"], 100 * summary["curves/share_start_high"],
+                 100 * summary["curves/share_improve"], summary["curves/mean_accuracy_first"], summary["curves/mean_accuracy_last"])
+        zero = summary["curves/never_solved_score"]
+        log.info("a never-solved prompt scores %.3f (theta %g)", zero, theta)
+        if zero >= theta:
+            log.warning("a never-solved prompt scores %.3f >= theta=%g: LIM will keep prompts the model never solves, because "
+                        "the mean curve stays low; train a longer probe (probe.episodes) or raise theta", zero, theta)
+    tracker.log(summary)
+
+
+def select_stage(cfg: DictConfig, problems: ProblemSet, out: Path, tracker: Tracker, timings: dict) -> ProblemSet:
     """Score every prompt, keep those the selector picks; write selection/ and plots/.
     `selected.jsonl` is written last, once the scores table and the figures exist."""
     from limr_exp import plots
@@ -56,13 +74,20 @@ def select_stage(cfg: DictConfig, problems: ProblemSet, out: Path, tracker: Trac
     from limr_exp.selection import SELECTORS, SelectionContext
 
     theta = theta_value(cfg)
-    if cfg.selector.size is not None and cfg.selector.size > len(problems):
-        raise ConfigError(f"selector.size={cfg.selector.size} is more than the dataset's {len(problems)} prompts: "
+    size = cfg.selector.get("size")
+    if size is not None and size > len(problems):
+        raise ConfigError(f"selector.size={size} is more than the dataset's {len(problems)} prompts: "
                           f"pick at most {len(problems)} (or selector=full)")
     selector = SELECTORS.get(cfg.selector.name)(cfg.selector)
     sel_dir = out / "selection"
     (sel_dir / "selected.jsonl").unlink(missing_ok=True)  # never leave a stale subset next to new scores
-    history = reward_history(cfg, problems, tracker) if selector.needs_history() else None
+    history = None
+    if selector.needs_history():
+        t = time.perf_counter()
+        history = reward_history(cfg, problems, tracker)
+        timings["probe" if cfg.trajectories.path is None else "history"] = time.perf_counter() - t
+        report_curves(history, theta, tracker)
+    t = time.perf_counter()
     ctx = SelectionContext(problems, theta, cfg.seed, cfg.selector, history)
     result = selector.select(ctx)
     write_scores_table(sel_dir / "scores.parquet", result.ids, result.scores, result.selected)
@@ -84,18 +109,19 @@ def select_stage(cfg: DictConfig, problems: ProblemSet, out: Path, tracker: Trac
              cfg.selector.name, theta, result.n_scored, n, n_sel, 100.0 * n_sel / max(n, 1))
     tracker.log({"selection/n_prompts": n, "selection/n_scored": result.n_scored, "selection/n_selected": n_sel,
                  "selection/share": n_sel / max(n, 1)})
+    timings["select"] = time.perf_counter() - t
     return problems.subset(np.asarray(result.ids)[result.selected].tolist())
 
 
 def previous_selection(out: Path, problems: ProblemSet) -> ProblemSet:
     """Without the select stage, train on this run folder's earlier selection, else on the full set."""
-    import json
+    from limr_exp.io import read_jsonl
 
     path = out / "selection" / "selected.jsonl"
     if not path.exists():
         log.info("train: no selection/selected.jsonl in the run folder: training on all %d prompts", len(problems))
         return problems
-    ids = [json.loads(line)["id"] for line in open(path, encoding="utf-8")]
+    ids = [row["id"] for row in read_jsonl(path)]
     return problems.subset(ids)
 
 
@@ -105,8 +131,15 @@ def train_stage(cfg: DictConfig, subset: ProblemSet, out: Path, tracker: Tracker
     if len(subset) == 0:
         raise ConfigError("the selection is empty: nothing to train on (lower theta, or pick another selector)")
     subset = require_answers(subset, "dataset", False)  # every problem trained on needs a reference answer
-    log.info("train: %s on %d prompts for %d episodes", cfg.trainer.name, len(subset), cfg.ppo.num_episodes)
-    return train(cfg, subset, out / "train", tracker)
+    p = cfg.ppo
+    budget = f"{p.max_steps} rollout steps" if p.max_steps is not None and cfg.trainer.name == "local" else f"{p.num_episodes} episodes"
+    log.info("train: %s on %d prompts for %s", cfg.trainer.name, len(subset), budget)
+    on_step = None
+    if cfg.trainer.name == "local" and cfg.trainer.eval_steps > 0 and "eval" in cfg.stages and cfg.eval.backend == "hf":
+        from limr_exp.evaluation import evaluation_during_training
+
+        on_step = evaluation_during_training(cfg, out / "eval")
+    return train(cfg, subset, out / "train", tracker, on_step=on_step)
 
 
 def eval_stage(cfg: DictConfig, checkpoint: Path | None, out: Path, tracker: Tracker) -> tuple[dict, dict | None]:
@@ -166,6 +199,12 @@ def run(cfg: DictConfig, sweep_dir: Path | None = None, job_num: int | None = No
     summary: dict = {"timings": {}}
     with RunFolder(out):  # the lock and a truthful status.json, from the first moment to the last
         validate(cfg)  # every check before any tracker starts or any work is done
+        if {"train", "eval"} & set(cfg.stages) or runs_probe(cfg):
+            import torch
+
+            from limr_exp.cpus import torch_threads
+
+            torch.set_num_threads(cfg.threads or torch_threads())
         t = time.perf_counter()
         problems = load_problems(cfg.dataset)
         if cfg.dataset.drop_unanswered or runs_probe(cfg):  # a probe trains on every problem: check them all now
@@ -180,10 +219,16 @@ def run(cfg: DictConfig, sweep_dir: Path | None = None, job_num: int | None = No
 
 def run_stages(cfg: DictConfig, problems: ProblemSet, out: Path, tracker: Tracker, summary: dict, t: float) -> None:
     """select -> train -> eval, as configured; fills `summary`."""
+    summary["timings"]["start"] = time.perf_counter() - t  # data and trackers
+    if cfg.model.path is None and cfg.model.toy is not None and ({"train", "eval"} & set(cfg.stages) or runs_probe(cfg)):
+        from limr_exp.models import model_folder, resolve_device
+
+        t = time.perf_counter()
+        model_folder(cfg.model, cfg.cache_dir, resolve_device(cfg.trainer.device))  # built once, cached
+        summary["timings"]["model build"] = time.perf_counter() - t
     if "select" in cfg.stages:
-        subset = select_stage(cfg, problems, out, tracker)
+        subset = select_stage(cfg, problems, out, tracker, summary["timings"])
         summary["n_selected"] = len(subset)
-        summary["timings"]["select"] = time.perf_counter() - t
     else:
         subset = previous_selection(out, problems) if "train" in cfg.stages else problems
     checkpoint = None
@@ -196,7 +241,18 @@ def run_stages(cfg: DictConfig, problems: ProblemSet, out: Path, tracker: Tracke
         summary["metrics"], summary["base_metrics"] = eval_stage(cfg, checkpoint, out, tracker)
         summary["timings"]["eval"] = time.perf_counter() - t
         tracker.log_artifact(out / "eval" / "metrics.json", "eval")
+    if {"train", "eval"} & set(cfg.stages) and plot_run_curves(out, str(cfg.run_name)):
+        tracker.log_artifact(out / "plots" / "training_curves.png", "plots")
     tracker.log({f"time/{k}": v for k, v in summary["timings"].items()})
+
+
+def plot_run_curves(out: Path, name: str) -> bool:
+    """plots/training_curves.png: the run's training reward and its held-out accuracy over the steps."""
+    from limr_exp import plots
+    from limr_exp.report import evaluation_curve, training_steps
+
+    steps = training_steps(out)
+    return plots.run_curves(steps, evaluation_curve(out, steps), out / "plots" / "training_curves.png", name)
 
 
 def cli_run(cfg: DictConfig) -> None:
@@ -205,6 +261,7 @@ def cli_run(cfg: DictConfig) -> None:
     FAILED) and the others go on."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
+    from omegaconf import OmegaConf
 
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
@@ -212,6 +269,11 @@ def cli_run(cfg: DictConfig) -> None:
     try:
         if cfg.output_dir is None:
             cfg.output_dir = hc.runtime.output_dir
+        if cfg.threads is None and multirun:  # a parallel launcher's jobs share the CPUs
+            from limr_exp.cpus import torch_threads, usable_cpus
+
+            n_jobs = OmegaConf.select(hc, "launcher.n_jobs", default=1) or 1  # joblib's n_jobs; -1: one per CPU
+            cfg.threads = torch_threads(n_jobs if n_jobs > 0 else usable_cpus())
         run(cfg, Path(hc.sweep.dir) if multirun else None, hc.job.num if multirun else None)
     except Interrupted as e:
         print(f"limr-exp: interrupted ({e}): rerun the same command to resume", file=sys.stderr, flush=True)

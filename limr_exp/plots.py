@@ -76,3 +76,38 @@ def score_histogram(scores: np.ndarray, theta: float, selector: str, path: Path)
     ax.set_title(f"Distribution of {selector} scores")
     ax.legend(loc="upper left")
     save(fig, path)
+
+
+def run_curves(steps: list[dict], evals: list[tuple[int, dict]], path: Path, title: str) -> bool:
+    """A run's own story: training reward and accuracy per rollout step (left), and held-out accuracy per
+    benchmark at the steps it was evaluated (right: base model at step 0, during training, final)."""
+    if not steps and not evals:
+        return False
+    fig = new_figure(figsize=(11, 4.2))
+    left, right = fig.subplots(1, 2)
+    x = [r["step"] for r in steps]
+    for key, label, color in (("train/reward_mean", "mean reward", "#4c72b0"), ("train/accuracy", "accuracy (share correct)", "#55a868")):
+        ys = [r.get(key) for r in steps]
+        if any(y is not None for y in ys):
+            left.plot(x, ys, marker=".", color=color, label=label)
+    left.set_xlabel("rollout step")
+    left.set_ylabel("training batch")
+    left.set_title("Training reward")
+    if left.lines:
+        left.legend(fontsize=8)
+    names = sorted({k for _, m in evals for k in m})
+    for name in names:
+        pts = sorted((s, m[name]) for s, m in evals if name in m)
+        right.plot([s for s, _ in pts], [100 * a for _, a in pts], marker="o", label=name)
+    right.set_xlabel("rollout step (0 = base model)")
+    right.set_ylabel("held-out accuracy (%)")
+    right.set_title("Evaluation during training")
+    if names:
+        right.legend(fontsize=8)
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (left, right):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.suptitle(title)
+    save(fig, path)
+    return True

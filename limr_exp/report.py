@@ -3,9 +3,11 @@
     python -m limr_exp.report outputs/sweeps/<date>/<time>
 
 One row per job folder (one that holds `.hydra/`): its overrides and key config values, status
-(finished / failed, from status.json), selection size, evaluation accuracy per benchmark, the base
-model's, and the final training reward. Plots: accuracy vs θ with the baselines as reference lines,
-subset size vs θ, training reward curves per job, and the LIM trajectory figure of the sweep.
+(finished / failed, from status.json), selection size, evaluation accuracy per benchmark (and per
+family or level), the base model's, and the final training reward. The arms (selector, and θ when
+it varies) are compared over seeds: mean ± spread, and LIM minus each other arm against the noise
+(arms.csv, differences.csv). Plots: accuracy per arm, held-out accuracy and training reward per
+step for every job, accuracy and subset size vs θ (θ sweeps), and the LIM trajectory figure.
 """
 
 from __future__ import annotations
@@ -45,16 +47,37 @@ def _get(d: dict, dotted: str):
     return d
 
 
+def training_steps(job: Path) -> list[dict]:
+    """Per-step training metrics: the local trainer's `train/steps.jsonl`, else the jsonl logger's rows."""
+    from limr_exp.io import read_jsonl
+
+    for path in (job / "train" / "steps.jsonl", job / "metrics.jsonl"):
+        if path.exists():
+            return [r for r in read_jsonl(path) if r.get("step") is not None and any(k.startswith("train/") for k in r)]
+    return []
+
+
 def reward_curve(job: Path, key: str = "train/reward_mean") -> list[tuple[int, float]]:
-    path = job / "metrics.jsonl"
-    if not path.exists():
-        return []
-    out = []
-    for line in open(path, encoding="utf-8"):
-        rec = json.loads(line)
-        if key in rec and rec.get("step") is not None:
-            out.append((rec["step"], rec[key]))
-    return out
+    return [(r["step"], r[key]) for r in training_steps(job) if key in r]
+
+
+def evaluation_curve(job: Path, steps: list[dict] | None = None) -> list[tuple[int, dict[str, float]]]:
+    """[(step, {benchmark: accuracy})]: the base model at step 0, evaluations during training, the final one."""
+    steps = training_steps(job) if steps is None else steps
+    points = []
+    base = job / "eval" / "base_metrics.json"
+    if base.exists():
+        points.append((0, {b: r["acc"] for b, r in json.loads(base.read_text())["benchmarks"].items()}))
+    for row in steps:
+        accs = {k[len("eval/"):-len("/acc")]: v for k, v in row.items()
+                if k.startswith("eval/") and k.endswith("/acc") and k.count("/") == 2}
+        if accs:
+            points.append((row["step"], accs))
+    final = job / "eval" / "metrics.json"
+    if final.exists():
+        last = max((r["step"] for r in steps), default=0)
+        points.append((last, {b: r["acc"] for b, r in json.loads(final.read_text())["benchmarks"].items()}))
+    return points
 
 
 def job_row(job: Path) -> dict:
@@ -83,6 +106,9 @@ def job_row(job: Path) -> dict:
             m = json.loads(path.read_text())
             for bench, r in m.get("benchmarks", {}).items():
                 row[f"{prefix}/{bench}/acc"] = r["acc"]
+                row[f"{prefix}/{bench}/n_problems"] = r.get("n_problems")
+                for group, gr in r.get("groups", {}).items():
+                    row[f"{prefix}/{bench}/{group}/acc"] = gr["acc"]
             row[f"{prefix}/avg"] = m.get("avg")
     curve = reward_curve(job)
     if curve:
@@ -164,22 +190,165 @@ def plot_subset_size(frame: pd.DataFrame, path: Path) -> bool:
     return _finish(fig, ax, path, "θ", "prompts selected", "Subset size vs θ")
 
 
-def plot_reward_curves(frame: pd.DataFrame, path: Path) -> bool:
+# ---------------------------------------------------------------- selectors compared over seeds
+
+def metric_columns(frame: pd.DataFrame) -> list[str]:
+    """The headline accuracies: eval/<benchmark>/acc per benchmark, then eval/avg."""
+    benches = [c for c in frame.columns if c.startswith("eval/") and c.endswith("/acc") and c.count("/") == 2]
+    return benches + (["eval/avg"] if "eval/avg" in frame.columns and len(benches) > 1 else [])
+
+
+def arm_labels(frame: pd.DataFrame) -> pd.Series:
+    """A job's arm: its selector, and θ too when the sweep varies θ."""
+    thetas = frame["theta"].dropna().unique() if "theta" in frame else []
+    if len(thetas) > 1:
+        return frame.apply(lambda r: r["selector.name"] if pd.isna(r["theta"]) or r["selector.name"] == "full"
+                           else f"{r['selector.name']} θ={r['theta']:g}", axis=1)
+    return frame["selector.name"].astype(str)
+
+
+def _standard_error(values: pd.Series, n_problems: float | None) -> float:
+    """Standard error of a mean accuracy over seeds: the seeds' spread, and at least the binomial error of
+    one evaluation on n_problems problems (three seeds estimate a spread poorly)."""
+    n = len(values)
+    p = float(values.mean())
+    var = float(values.var(ddof=1)) if n > 1 else 0.0
+    if n_problems:
+        var = max(var, p * (1 - p) / n_problems)
+    return (var / max(n, 1)) ** 0.5
+
+
+def selector_comparison(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per-arm mean, std, min, max and standard error of every headline accuracy over its seeds;
+    LIM minus each other arm, with the noise of that difference and whether it exceeds twice the noise)."""
+    ok = frame[frame["status"] == "finished"].copy() if "status" in frame else frame.copy()
+    metrics = metric_columns(ok)
+    if not len(ok) or not metrics:
+        return pd.DataFrame(), pd.DataFrame()
+    ok["arm"] = arm_labels(ok)
+    rows = []
+    for arm, g in ok.groupby("arm", sort=False):
+        row = {"arm": arm, "seeds": len(g), "subset": g["n_selected"].mean() if "n_selected" in g else np.nan}
+        for m in metrics:
+            n_prob = g.get(m.replace("/acc", "/n_problems"), pd.Series(dtype=float)).max() if m != "eval/avg" else None
+            row |= {f"{m} mean": g[m].mean(), f"{m} std": g[m].std(ddof=1) if len(g) > 1 else 0.0,
+                    f"{m} min": g[m].min(), f"{m} max": g[m].max(), f"{m} se": _standard_error(g[m].dropna(), n_prob)}
+        rows.append(row)
+    arms = pd.DataFrame(rows)
+    reference = next((a for a in arms["arm"] if str(a).startswith("lim")), None)
+    diffs = []
+    if reference is not None:
+        ref = arms[arms["arm"] == reference].iloc[0]
+        for _, other in arms[arms["arm"] != reference].iterrows():
+            for m in metrics:
+                diff = ref[f"{m} mean"] - other[f"{m} mean"]
+                noise = (ref[f"{m} se"] ** 2 + other[f"{m} se"] ** 2) ** 0.5
+                diffs.append({"comparison": f"{reference} - {other['arm']}", "metric": m, "difference": diff, "noise": noise,
+                              "exceeds noise": bool(abs(diff) > 2 * noise)})
+    return arms, pd.DataFrame(diffs)
+
+
+def comparison_markdown(arms: pd.DataFrame, diffs: pd.DataFrame) -> list[str]:
+    if not len(arms):
+        return []
+    metrics = [c[:-len(" mean")] for c in arms.columns if c.endswith(" mean")]
+    lines = ["## Selectors over seeds", "", "Accuracy in % as mean ± standard deviation over seeds [min, max].", "",
+             "| arm | seeds | subset | " + " | ".join(metrics) + " |", "|---" * (3 + len(metrics)) + "|"]
+    for _, r in arms.iterrows():
+        cells = [f"{100 * r[f'{m} mean']:.1f} ± {100 * r[f'{m} std']:.1f} [{100 * r[f'{m} min']:.1f}, {100 * r[f'{m} max']:.1f}]"
+                 for m in metrics]
+        subset = "" if pd.isna(r["subset"]) else f"{r['subset']:.0f}"
+        lines.append(f"| {r['arm']} | {r['seeds']} | {subset} | " + " | ".join(cells) + " |")
+    if len(diffs):
+        lines += ["", "Differences in points; noise is the standard error of the difference (the seeds' spread, at least "
+                  "the binomial error of one evaluation); a difference exceeds the noise when it is more than twice that.", "",
+                  "| comparison | metric | difference | noise | exceeds noise |", "|---|---|---|---|---|"]
+        for _, d in diffs.iterrows():
+            lines.append(f"| {d['comparison']} | {d['metric']} | {100 * d['difference']:+.1f} | {100 * d['noise']:.1f} | "
+                         f"{'yes' if d['exceeds noise'] else 'no'} |")
+    return lines + [""]
+
+
+ARM_COLORS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b2", "#937860", "#da8bc3", "#8c8c8c"]
+
+
+def _arm_colors(arms) -> dict:
+    return {arm: ARM_COLORS[i % len(ARM_COLORS)] for i, arm in enumerate(arms)}
+
+
+def plot_accuracy_by_selector(frame: pd.DataFrame, path: Path) -> bool:
+    """Each arm's accuracy per seed (dots, spread sideways so equal values stay visible) and its mean ± std."""
     from limr_exp.plots import new_figure
 
-    curves = [(row["job"], reward_curve(Path(row["path"]))) for _, row in frame.iterrows()]
-    curves = [(name, c) for name, c in curves if c]
-    if not curves:
+    ok = frame[frame["status"] == "finished"].copy() if "status" in frame else frame.copy()
+    metrics = [m for m in metric_columns(ok) if m != "eval/avg"]
+    if not len(ok) or not metrics:
         return False
+    ok["arm"] = arm_labels(ok)
+    arms = list(dict.fromkeys(ok["arm"]))
+    colors = _arm_colors(arms)
+    fig = new_figure(figsize=(4.2 * len(metrics), 4.2))
+    axes = np.atleast_1d(fig.subplots(1, len(metrics)))
+    for ax, m in zip(axes, metrics):
+        for i, arm in enumerate(arms):
+            values = 100 * ok.loc[ok["arm"] == arm, m].dropna().to_numpy()
+            if not len(values):
+                continue
+            offsets = np.linspace(-0.15, 0.15, len(values)) if len(values) > 1 else np.zeros(1)
+            ax.scatter(i + offsets, values, color=colors[arm], s=22, alpha=0.8, zorder=3)
+            ax.errorbar(i + 0.3, values.mean(), yerr=values.std(ddof=1) if len(values) > 1 else 0, fmt="D",
+                        color=colors[arm], capsize=4, markersize=6)
+        base = m.replace("eval/", "eval_base/")
+        if base in ok and ok[base].notna().any():
+            ax.axhline(100 * ok[base].mean(), linestyle=":", color="black", label="base model")
+            ax.legend(fontsize=8)
+        ax.set_xticks(range(len(arms)), arms, rotation=20)
+        ax.set_ylabel("held-out accuracy (%)")
+        ax.set_title(m.split("/")[1])
+    fig.suptitle("Accuracy per arm: seeds (dots) and mean ± std (diamond)")
+    from limr_exp.plots import save
+
+    save(fig, path)
+    return True
+
+
+def plot_curves_by_arm(frame: pd.DataFrame, path: Path, kind: str) -> bool:
+    """kind="reward": training reward per rollout step; kind="eval": held-out accuracy (first benchmark) per
+    step. One colour per arm, one marker per seed, each line nudged sideways so identical curves stay visible."""
+    from limr_exp.plots import new_figure, save
+
+    if not len(frame):
+        return False
+    data = frame.copy()
+    data["arm"] = arm_labels(data)
+    colors = _arm_colors(list(dict.fromkeys(data["arm"])))
+    markers = "osD^vP*X"
     fig = new_figure()
     ax = fig.add_subplot()
-    for name, c in curves:
-        steps, values = zip(*c)
-        ax.plot(steps, values, label=name, linewidth=1.2)
+    drawn, bench = 0, None
+    for k, (_, row) in enumerate(data.iterrows()):
+        job = Path(row["path"])
+        if kind == "reward":
+            pts = reward_curve(job)
+        else:
+            curve = evaluation_curve(job)
+            bench = bench or next((b for _, accs in curve for b in accs), None)
+            pts = [(s, 100 * accs[bench]) for s, accs in curve if bench in accs]
+        if not pts:
+            continue
+        nudge = 0.12 * ((k % 5) - 2)
+        ax.plot([s + nudge for s, _ in pts], [v for _, v in pts], color=colors[row["arm"]], marker=markers[k % len(markers)],
+                markersize=3.5, linewidth=1.1, alpha=0.8, label=f"{row['arm']} seed {row.get('seed')}")
+        drawn += 1
+    if not drawn:
+        return False
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    return _finish(fig, ax, path, "rollout step", "mean reward (train/reward_mean)", "Training reward per job", legend_size=7)
+    if kind == "reward":
+        return _finish(fig, ax, path, "rollout step", "mean reward (train/reward_mean)", "Training reward per job", legend_size=7)
+    return _finish(fig, ax, path, "rollout step (0 = base model)", f"{bench} accuracy (%)", "Held-out accuracy during training",
+                   legend_size=7)
 
 
 def write_report(frame: pd.DataFrame, sweep_dir: str | Path) -> None:
@@ -189,8 +358,13 @@ def write_report(frame: pd.DataFrame, sweep_dir: str | Path) -> None:
     plots = sweep_dir / "plots"
     made = []
     if len(frame):
-        for fn, name in ((plot_accuracy_vs_theta, "accuracy_vs_theta.png"), (plot_subset_size, "subset_size_vs_theta.png"),
-                         (plot_reward_curves, "train_reward_curves.png")):
+        several_thetas = "theta" in frame and frame["theta"].dropna().nunique() > 1
+        figures = [(plot_accuracy_by_selector, "accuracy_by_arm.png"),
+                   (lambda f, p: plot_curves_by_arm(f, p, "eval"), "eval_curves.png"),
+                   (lambda f, p: plot_curves_by_arm(f, p, "reward"), "train_reward_curves.png")]
+        if several_thetas:
+            figures[:0] = [(plot_accuracy_vs_theta, "accuracy_vs_theta.png"), (plot_subset_size, "subset_size_vs_theta.png")]
+        for fn, name in figures:
             if fn(frame, plots / name):
                 made.append(name)
         lim_fig = [Path(p) / "plots" / "lim_trajectories.png" for p in frame["path"]]
@@ -199,10 +373,19 @@ def write_report(frame: pd.DataFrame, sweep_dir: str | Path) -> None:
             plots.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(lim_fig[0], plots / "lim_trajectories.png")
             made.append("lim_trajectories.png")
-    metric_cols = [c for c in frame.columns if c.startswith(("eval/", "eval_base/"))] if len(frame) else []
+    metric_cols = [c for c in frame.columns if c.startswith(("eval/", "eval_base/")) and c.endswith(("/acc", "/avg"))] if len(frame) else []
     cols = ["job", "status", "selector.name", "theta", "seed", "selector.size", "n_selected"] + metric_cols + ["train/final_reward_mean", "error"]
     text = [f"# Sweep report: {sweep_dir}", "", f"{len(frame)} jobs, "
             f"{int((frame['status'] == 'finished').sum()) if len(frame) else 0} finished.", ""]
+    if len(frame):
+        arms, diffs = selector_comparison(frame)
+        text += comparison_markdown(arms, diffs)
+        for table, name in ((arms, "arms.csv"), (diffs, "differences.csv")):
+            if len(table):
+                with atomic_path(sweep_dir / name) as tmp:
+                    table.to_csv(tmp, index=False)
+    text.append("## Jobs")
+    text.append("")
     text.append(markdown_table(frame, cols) if len(frame) else "(no jobs)")
     text += [""] + [f"![{m}](plots/{m})" for m in made]
     write_text(sweep_dir / "report.md", "\n".join(text) + "\n")

@@ -517,6 +517,27 @@ class AccuracyCurves:
         return cls(ids, np.arange(first, last + 1), acc, scored, mean)
 
 
+def never_solved_score(mean: np.ndarray) -> float:
+    """LIM's score of a prompt that is never solved: 1 - sum(mean^2) / sum((1 - mean)^2). When the mean
+    curve stays low this is >= theta, and LIM keeps prompts the model cannot learn (a probe too short)."""
+    denominator = float(np.sum((1.0 - mean) ** 2))
+    return 1.0 - float(np.sum(mean ** 2)) / denominator if denominator > 0 else float("nan")
+
+
+def curve_summary(curves: AccuracyCurves) -> dict:
+    """Figure 2a's groups: shares of prompts that stay at 0, start >= 0.9, and improve (last epoch >= first
+    + 0.25); the mean curve's ends; and the score a never-solved prompt gets."""
+    acc = curves.acc[curves.scored]
+    if len(acc) == 0:
+        return {"curves/prompts": 0}
+    return {"curves/prompts": int(len(acc)), "curves/epochs": int(acc.shape[1]),
+            "curves/share_stay_zero": float((acc.max(axis=1) == 0).mean()),
+            "curves/share_start_high": float((acc[:, 0] >= 0.9).mean()),
+            "curves/share_improve": float((acc[:, -1] - acc[:, 0] >= 0.25).mean()),
+            "curves/mean_accuracy_first": float(acc[:, 0].mean()), "curves/mean_accuracy_last": float(acc[:, -1].mean()),
+            "curves/never_solved_score": never_solved_score(curves.mean)}
+
+
 # ---------------------------------------------------------------- OpenRLHF reward records
 
 def import_reward_records(records_dir: str | os.PathLike, n_samples_per_prompt: int, rollout_batch_size: int,

@@ -94,14 +94,24 @@ def test_smoke_experiment_end_to_end(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     for path in ("selection/scores.parquet", "selection/selected.jsonl", "plots/lim_trajectories.png",
                  "train/trajectories.parquet", "train/checkpoint/config.json", "train/checkpoint/model.safetensors",
-                 "eval/toy_test.jsonl", "eval/metrics.json", "eval/base_metrics.json", "metrics.jsonl"):
+                 "eval/toy_test.jsonl", "eval/metrics.json", "eval/base_metrics.json", "metrics.jsonl",
+                 "train/steps.jsonl", "eval/step_1/metrics.json", "plots/training_curves.png"):
         assert (out / path).exists(), path
     metrics = json.loads((out / "eval" / "metrics.json").read_text())
-    assert set(metrics) == {"benchmarks", "avg"} and metrics["benchmarks"]["toy_test"]["n_samples"] == 10
+    assert set(metrics) == {"benchmarks", "avg"} and metrics["benchmarks"]["toy_test"]["n_samples"] == 10 * 4
+    groups = metrics["benchmarks"]["toy_test"]["groups"]  # accuracy per family, every sample counted once
+    assert set(groups) == {"add", "sub", "mul"} and sum(g["n_samples"] for g in groups.values()) == 40
+    assert abs(sum(g["acc"] * g["n_samples"] for g in groups.values()) / 40 - metrics["benchmarks"]["toy_test"]["acc"]) < 1e-9
+    steps = [json.loads(line) for line in open(out / "train" / "steps.jsonl")]
+    assert [r["step"] for r in steps] == [1, 2] and "eval/toy_test/acc" in steps[0] and "train/reward_mean" in steps[1]
+    log_file = (out / "__main__.log").read_text()  # progress reaches the log file when output is not a terminal
+    assert "probe: 4/4 steps (100%)" in log_file and "train: 2/2 steps (100%)" in log_file
     sample = json.loads(open(out / "eval" / "toy_test.jsonl").readline())
     assert {"prompt", "responses", "extracted", "rewards"} <= set(sample)
     tail = r.stdout.strip().splitlines()
     assert "limr-exp summary" in r.stdout and any(line.startswith("time eval") for line in tail[-4:])
+    for stage in ("model build", "probe", "select", "train", "eval"):
+        assert any(line.startswith(f"time {stage} ") for line in tail), stage
     assert any("accuracy toy_test" in line and "base" in line and "trained" in line for line in tail)
 
 

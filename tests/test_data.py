@@ -102,12 +102,49 @@ def test_toy_dataset_splits_are_disjoint_and_seeded():
     train, test = load_problems(cfg.dataset, "train"), load_problems(cfg.dataset, "test")
     assert len(train) == cfg.dataset.toy.n_train and len(test) == cfg.dataset.toy.n_test
     assert not {r["prompt"] for r in train.rows} & {r["prompt"] for r in test.rows}
-    assert {r["level"] for r in train.rows} == set(cfg.dataset.toy.levels)
     assert load_problems(cfg.dataset, "train").rows == train.rows
     from limr_exp.rewards.numeric import evaluate
 
-    for r in train.rows:
+    for r in train.rows + test.rows:
         assert evaluate(r["expression"].replace(" ", "")) == float(r["answer"])
+
+
+def test_toy_families_have_exact_shares_and_distinct_problems():
+    from collections import Counter
+
+    from limr_exp.data.toy_arith import FAMILIES, split_counts
+
+    cfg = compose_cfg(["dataset.toy.n_train=300", "dataset.toy.n_test=650"])
+    shares = dict(cfg.dataset.toy.families)
+    for split, n in (("train", 300), ("test", 650)):
+        rows = load_problems(cfg.dataset, split).rows
+        assert Counter(r["family"] for r in rows) == split_counts(n, shares, "x")
+        assert sum(split_counts(n, shares, "x").values()) == n
+        assert len({r["prompt"] for r in rows}) == n  # no problem twice
+        assert [r["family"] for r in rows[:12]] != sorted(r["family"] for r in rows[:12])  # families interleaved
+    assert split_counts(7, {"add": 1, "sub": 1}, "x") in ({"add": 4, "sub": 3}, {"add": 3, "sub": 4})
+    for name, fam in FAMILIES.items():  # every family has room for a held-out set of >= 600 problems at a 0.3 share
+        assert fam.size >= 100 and len({fam.problem(i)[0] for i in range(fam.size)}) == fam.size, name
+    assert min(f.size for n, f in FAMILIES.items() if n in shares) >= 900
+
+
+def test_toy_dataset_is_a_function_of_its_seed():
+    a, b = compose_cfg(), compose_cfg(["dataset.toy.seed=1"])
+    assert load_problems(a.dataset).rows == load_problems(compose_cfg().dataset).rows
+    assert load_problems(a.dataset).rows != load_problems(b.dataset).rows
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["+dataset.toy.families.div=0.5"], "toy family 'div' does not exist"),
+    (["dataset.toy.families.add=-1"], "dataset.toy.families.add=-1.0 must be a non-negative share"),
+    (["dataset.toy.n_train=5000", "dataset.toy.families.add=1", "dataset.toy.families.sub=0", "dataset.toy.families.mul=0"],
+     "toy family add has 900 distinct problems"),
+])
+def test_toy_dataset_errors_are_one_line(overrides, message):
+    from limr_exp.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        load_problems(compose_cfg(overrides).dataset)
 
 
 def test_real_datasets_load(shared_data):

@@ -412,9 +412,10 @@ def test_vllm_real_evaluation(tmp_path):
     (["trainer=openrlhf", "model=qwen2.5_math_7b", "trainer.ray_address=http://10.255.255.1:8265"], "needs trainer.shared_dir"),
     (["trainer=openrlhf", "model=qwen2.5_math_7b", "trainer.ray_address=http://10.255.255.1:8265", "trainer.shared_dir=/tmp"],
      "needs OpenRLHF"),
+    (["trainer=openrlhf", "model=qwen2.5_math_7b", "ppo.max_steps=30"], "ppo.max_steps is a local-trainer setting"),
 ])
 def test_bad_openrlhf_input_is_one_line(tmp_path, overrides, message):
     r = cli("experiment=smoke", "stages=[train]", "logger=[]", f"cache_dir={tmp_path}/cache", f"hydra.run.dir={tmp_path}/run",
-            "trainer.gpus_per_node=1", *overrides)
+            "trainer.gpus_per_node=1", "ppo.max_steps=null", *overrides)
     err = [line for line in r.stderr.splitlines() if line.strip()]
     assert r.returncode != 0 and len(err) == 1 and message in err[0] and "Traceback" not in r.stderr, r.stderr

@@ -75,10 +75,12 @@ from limr_exp.training import train  # noqa: E402
 
 from conftest import compose_cfg  # noqa: E402
 
-LEARNABLE = [  # level-1 sums; a base model that boxes 30% of its answers; RL must learn the format
-    "dataset.toy.levels=[1]", "dataset.toy.n_train=24", "dataset.toy.n_test=8",
-    "model.toy.hidden_size=64", "model.toy.intermediate_size=192", "model.toy.pretrain_steps=150",
-    "model.toy.pretrain_examples=1500", "model.toy.pretrain_levels=[1]", "model.toy.box_rates=[0.3]", "model.toy.pretrain_lr=3e-3",
+LEARNABLE = [  # one-digit sums; a base model that boxes 30% of its answers; RL must learn the format
+    "~dataset.toy.families.add", "~dataset.toy.families.sub", "~dataset.toy.families.mul", "+dataset.toy.families.add1=1.0",
+    "dataset.toy.n_train=24", "dataset.toy.n_test=8",
+    "model.toy.hidden_size=64", "model.toy.intermediate_size=192", "model.toy.pretrain_steps=150", "model.toy.pretrain_batch_size=32",
+    "model.toy.pretrain_examples=1500", "~model.toy.pretrain_families.add", "~model.toy.pretrain_families.sub",
+    "model.toy.pretrain_families.add1=0.3", "model.toy.pretrain_lr=3e-3",
     "ppo.rollout_batch_size=12", "ppo.n_samples_per_prompt=8", "ppo.micro_rollout_batch_size=96", "ppo.train_batch_size=96",
     "ppo.micro_train_batch_size=48", "ppo.generate_max_len=8", "ppo.actor_learning_rate=1e-3", "ppo.init_kl_coef=0.0",
 ]

@@ -150,3 +150,31 @@ def test_published_scores_reproduce_the_released_subset(shared_data, tmp_path):
     released = load_problem_file(shared_data / "limr_subset_hf", prompt_key="context")
     assert len(selected) == 1389 and selected == set(released.ids)
     assert (out / "plots" / "score_histogram.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("curves,warned", [
+    ({"solved": [1, 1, 1, 1], "rising": [0.0, 0.5, 1, 1], "never": [0, 0, 0, 0]}, False),  # mean 0.33 -> 0.67: scores -0.4
+    ({"rising": [0.0, 0.25, 0.5, 0.5], "never": [0, 0, 0, 0], "never2": [0, 0, 0, 0]}, True),  # mean stays low
+])
+def test_selection_says_what_a_never_solved_prompt_scores(tmp_path, caplog, curves, warned):
+    import logging
+
+    from limr_exp.pipeline import run
+    from limr_exp.trajectories import write_table
+
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"id": name, "prompt": f"Problem {name}", "answer": "1"}) + "\n" for name in curves))
+    ids, codes, epochs, rewards = [], [], [], []
+    for code, (name, accs) in enumerate(curves.items()):
+        for epoch, acc in enumerate(accs, 1):
+            for k in range(4):  # four samples per epoch, acc of them correct
+                ids.append(name) if epoch == 1 and k == 0 else None
+                codes.append(code), epochs.append(epoch), rewards.append(1.0 if k < 4 * acc else -0.5)
+    write_table(History.build(list(curves), codes, epochs, epochs, rewards), tmp_path / "h.parquet")
+    caplog.set_level(logging.INFO, logger="limr_exp")
+    run(compose_cfg(["stages=[select]", "dataset=file", f"dataset.path={data}", f"trajectories.path={tmp_path / 'h.parquet'}",
+                     "logger=[]", "theta=0.6"], output_dir=tmp_path / "run"))
+    said = [r for r in caplog.records if "never-solved prompt scores" in r.message]
+    assert said and any(r.levelname == "WARNING" for r in said) == warned
+    if warned:
+        assert any("probe.episodes" in r.message for r in said if r.levelname == "WARNING")

@@ -114,7 +114,8 @@ def test_report_has_a_row_per_job_and_plots(sweep):
     frame = pd.read_csv(sweep / "report.csv")
     assert len(frame) == 4 and set(frame["status"]) == {"finished"}
     assert {"selector.name", "theta", "n_selected", "eval/toy_test/acc", "eval_base/avg"} <= set(frame.columns)
-    for png in ("accuracy_vs_theta.png", "subset_size_vs_theta.png", "train_reward_curves.png", "lim_trajectories.png"):
+    for png in ("accuracy_vs_theta.png", "subset_size_vs_theta.png", "train_reward_curves.png", "lim_trajectories.png",
+                "accuracy_by_arm.png", "eval_curves.png"):
         assert (sweep / "plots" / png).read_bytes()[:4] == b"\x89PNG"
     assert "| job | status |" in (sweep / "report.md").read_text()
     (sweep / "report.csv").unlink()
@@ -148,3 +149,39 @@ def test_notebook_runs_against_a_sweep(sweep, monkeypatch):
     NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
     outputs = "".join(o.get("text", "") + json.dumps(o.get("data", {})) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "4 nested runs" in outputs and "lim-theta0.4-seed42" in outputs and "image/png" in outputs
+
+
+def _arm_frame(values: dict[str, list[float]], n_problems: int = 640) -> pd.DataFrame:
+    rows = []
+    for arm, accs in values.items():
+        for seed, acc in enumerate(accs, 1):
+            rows.append({"job": f"{arm}-{seed}", "path": "/nowhere", "status": "finished", "selector.name": arm, "theta": 0.6,
+                         "seed": seed, "n_selected": 62, "eval/toy_test/acc": acc, "eval/toy_test/n_problems": n_problems})
+    return pd.DataFrame(rows)
+
+
+def test_report_compares_lim_with_each_baseline_against_the_noise():
+    from limr_exp.report import comparison_markdown, selector_comparison
+
+    frame = _arm_frame({"full": [0.51, 0.50, 0.52], "random": [0.50, 0.53, 0.49], "lim": [0.66, 0.67, 0.65],
+                        "linear": [0.655, 0.665, 0.66]})
+    arms, diffs = selector_comparison(frame)
+    assert list(arms["arm"]) == ["full", "random", "lim", "linear"] and list(arms["seeds"]) == [3, 3, 3, 3]
+    lim = arms[arms["arm"] == "lim"].iloc[0]
+    assert lim["eval/toy_test/acc mean"] == pytest.approx(0.66) and lim["eval/toy_test/acc std"] == pytest.approx(0.01)
+    verdict = {d["comparison"]: d["exceeds noise"] for _, d in diffs.iterrows()}
+    assert verdict == {"lim - full": True, "lim - random": True, "lim - linear": False}
+    # three seeds that agree exactly still carry one evaluation's binomial error: the noise is never zero
+    same = selector_comparison(_arm_frame({"random": [0.6] * 3, "lim": [0.61] * 3}))[1].iloc[0]
+    assert same["noise"] == pytest.approx(((0.6 * 0.4 / 640 + 0.61 * 0.39 / 640) / 3) ** 0.5) and not same["exceeds noise"]
+    text = "\n".join(comparison_markdown(arms, diffs))
+    assert "| lim | 3 | 62 | 66.0 ± 1.0 [65.0, 67.0] |" in text and "| lim - random | eval/toy_test/acc | +15.3 |" in text
+
+
+def test_failed_jobs_are_left_out_of_the_comparison():
+    from limr_exp.report import selector_comparison
+
+    frame = _arm_frame({"random": [0.5, 0.5], "lim": [0.6, 0.9]})
+    frame.loc[frame["job"] == "lim-2", "status"] = "failed"
+    arms, _ = selector_comparison(frame)
+    assert arms.set_index("arm").loc["lim", "seeds"] == 1

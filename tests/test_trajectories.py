@@ -210,3 +210,14 @@ def test_a_history_that_matches_no_prompt_is_an_error(tmp_path):
     half = load_history(traj_cfg(folder, steps_per_epoch=1, min_match_share=0.0), {"Something else entirely": "a",
                                                                                    "What is 3+3?": "b"}, workers=1)
     assert "a" in half.prompt_ids
+
+
+def test_never_solved_score_is_the_issue_figure():
+    """A 4-epoch toy probe whose mean rose 0.29 -> 0.46 gave a never-solved prompt 0.64 >= θ = 0.6."""
+    import numpy as np
+
+    from limr_exp.trajectories import never_solved_score
+
+    assert never_solved_score(np.linspace(0.29, 0.46, 4)) == pytest.approx(0.64, abs=0.01)
+    assert never_solved_score(np.array([0.5, 0.6, 0.7])) < 0  # a high mean curve: never-solved prompts score low
+    assert never_solved_score(np.zeros(3)) == 1.0

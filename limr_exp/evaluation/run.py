@@ -80,14 +80,35 @@ def evaluate(cfg, bundle, out: Path, tracker=None, prefix: str = "eval") -> dict
         reason = too_many_errors(n_errors, len(judgements), settings)
         if reason is not None:  # an accuracy from a broken judge would be a false figure
             raise LimrError(f"eval {bench.name}: {reason}")
-        results[bench.name] = {"acc": acc, "n_samples": len(judgements), "reward_errors": n_errors}
-        log.info("%s/%s: accuracy %.1f%% over %d samples", prefix, bench.name, 100 * acc, len(judgements))
+        results[bench.name] = {"acc": acc, "n_problems": len(problems), "n_samples": len(judgements), "reward_errors": n_errors}
+        if bench.group_by is not None:
+            results[bench.name]["group_by"] = bench.group_by
+            results[bench.name]["groups"] = group_accuracy(problems.rows, rows, bench.group_by)
+        groups = "".join(f", {g} {100 * r['acc']:.1f}%" for g, r in results[bench.name].get("groups", {}).items())
+        log.info("%s/%s: accuracy %.1f%% over %d samples%s", prefix, bench.name, 100 * acc, len(judgements), groups)
     metrics = {"benchmarks": results, "avg": float(np.mean([r["acc"] for r in results.values()])) if results else 0.0}
     write_json(out / "metrics.json", metrics)
     if tracker is not None:
-        tracker.log({f"{prefix}/{name}/acc": r["acc"] for name, r in results.items()} | {f"{prefix}/avg": metrics["avg"]}
-                    | {f"{prefix}/{name}/reward/errors": r["reward_errors"] for name, r in results.items()})
+        tracker.log(flat_metrics(metrics, prefix))
     return metrics
+
+
+def group_accuracy(problems: list[dict], rows: list[dict], field: str) -> dict[str, dict]:
+    """Accuracy over the samples of the problems sharing each value of `field` (toy: family; MATH500: level)."""
+    groups: dict[str, list[bool]] = {}
+    for problem, row in zip(problems, rows):
+        groups.setdefault(str(problem.get(field)), []).extend(row["correct"])
+    return {g: {"acc": float(np.mean(c)) if c else 0.0, "n_samples": len(c)} for g, c in sorted(groups.items())}
+
+
+def flat_metrics(metrics: dict, prefix: str = "eval") -> dict[str, float]:
+    """metrics.json as tracker keys: eval/<bench>/acc, eval/<bench>/<group>/acc, eval/<bench>/reward/errors, eval/avg."""
+    flat = {f"{prefix}/avg": metrics["avg"]}
+    for name, r in metrics["benchmarks"].items():
+        flat[f"{prefix}/{name}/acc"] = r["acc"]
+        flat[f"{prefix}/{name}/reward/errors"] = r["reward_errors"]
+        flat |= {f"{prefix}/{name}/{g}/acc": gr["acc"] for g, gr in r.get("groups", {}).items()}
+    return flat
 
 
 def evaluate_base(cfg, out: Path, tracker=None) -> dict:
@@ -105,5 +126,28 @@ def evaluate_base(cfg, out: Path, tracker=None) -> dict:
     metrics = json.loads((folder / "metrics.json").read_text())
     shutil.copyfile(folder / "metrics.json", Path(out) / "base_metrics.json")
     if tracker is not None:
-        tracker.log({f"eval_base/{n}/acc": r["acc"] for n, r in metrics["benchmarks"].items()} | {"eval_base/avg": metrics["avg"]})
+        tracker.log(flat_metrics(metrics, "eval_base"))
     return metrics
+
+
+def evaluation_during_training(cfg, out: Path):
+    """The trainer's `on_step`: every `trainer.eval_steps` rollout steps (not the last, which the eval stage
+    scores), the suite on the current policy into `<out>/step_<n>/`; returns its metrics for that step.
+    The global RNG is left as it was, so training samples the same with or without these evaluations."""
+    import torch
+
+    from limr_exp.models import PolicyBundle, load_policy, resolve_device
+
+    every = cfg.trainer.eval_steps
+    tokenizer_bundle = load_policy(cfg.model, cfg.cache_dir, resolve_device(cfg.trainer.device), with_model=False)
+
+    def on_step(step: int, model, last: bool) -> dict:
+        if last or step % every:
+            return {}
+        bundle = PolicyBundle(model, tokenizer_bundle.tokenizer, tokenizer_bundle.path, cfg.model)
+        devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=devices):
+            metrics = evaluate(cfg, bundle, Path(out) / f"step_{step}", None, prefix="eval")
+        return flat_metrics(metrics, "eval")
+
+    return on_step

@@ -1,7 +1,7 @@
 """The toy world's base model: a byte-level BPE tokenizer trained locally and a tiny
-Qwen2-architecture model briefly pretrained (next-token) on solved easy problems, so that like
-Qwen2.5-Math on MATH it starts with partial skill: it solves some problems, and writes its answer
-in `\\boxed{}` only part of the time. Built once, cached by a hash of its config, saved in HF format.
+Qwen2-architecture model briefly pretrained (next-token) on solved problems of some families, so that
+like Qwen2.5-Math on MATH it starts with partial skill: it solves one family, computes another but
+rarely writes that answer in `\\boxed{}` (RL can teach it), and has never seen the third. Built once, cached by a hash of its config, saved in HF format.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 from limr_exp.io import give_files_the_usual_mode
+from limr_exp.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -23,21 +24,27 @@ def solution_text(answer: str, boxed: bool) -> str:
 
 
 def pretraining_corpus(model_cfg, n: int, seed: int) -> list[str]:
-    """Solved problems of the pretraining levels; level k's answers are boxed with probability box_rates[k]."""
-    from limr_exp.data.toy_arith import make_problem, prompt_text
+    """Solved problems of the pretraining families, in turn; family f's answers are boxed with probability
+    `pretrain_families[f]`. Families not listed are never seen: the model cannot solve them."""
+    from limr_exp.data.toy_arith import family, prompt_text
+    from limr_exp.errors import ConfigError
 
     rng = random.Random(seed)
-    levels, rates = list(model_cfg.toy.pretrain_levels), list(model_cfg.toy.box_rates)
-    if len(rates) != len(levels):
-        from limr_exp.errors import ConfigError
-
-        raise ConfigError(f"model.toy.box_rates has {len(rates)} entries for {len(levels)} pretrain_levels: give one rate per level")
+    rates = {str(k): float(v) for k, v in dict(model_cfg.toy.pretrain_families).items()}
+    if not rates:
+        raise ConfigError("model.toy.pretrain_families is empty: give the families the base model sees, with the share "
+                          "of their answers boxed, e.g. {add: 1.0, sub: 0.15}")
+    for name, rate in rates.items():
+        family(name)
+        if not 0.0 <= rate <= 1.0:
+            raise ConfigError(f"model.toy.pretrain_families.{name}={rate} must be a share of boxed answers in [0, 1]")
+    families = [family(name) for name in rates]
     texts = []
     for i in range(n):
-        level = i % len(levels)
-        expr, answer = make_problem(levels[level], rng)
+        fam = families[i % len(families)]
+        expr, answer = fam.problem(rng.randrange(fam.size))
         prompt = model_cfg.prompt_template.format(prompt=prompt_text(expr))
-        texts.append(prompt + solution_text(answer, boxed=rng.random() < rates[level]) + EOS)
+        texts.append(prompt + solution_text(answer, boxed=rng.random() < rates[fam.name]) + EOS)
     return texts
 
 
@@ -57,12 +64,15 @@ def train_tokenizer(corpus: list[str], vocab_size: int):
 def build_toy_model(model_cfg, folder: Path, device: str = "cpu") -> Path:
     """Train tokenizer and model, write them to `folder` (atomically: a temp folder renamed)."""
     import torch
-    from tqdm.auto import tqdm
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
+    from transformers import AutoTokenizer
+
+    from limr_exp.models.loading import quiet_transformers
+
+    quiet_transformers()
     t = model_cfg.toy
     torch.manual_seed(t.seed)
-    from transformers import AutoTokenizer
 
     corpus = pretraining_corpus(model_cfg, t.pretrain_examples, t.seed)
     tmp = folder.with_name(folder.name + ".tmp")
@@ -86,7 +96,8 @@ def build_toy_model(model_cfg, folder: Path, device: str = "cpu") -> Path:
     enc = [tokenizer(text)["input_ids"] for text in corpus]
     rng = random.Random(t.seed)
     model.train()
-    for _ in tqdm(range(t.pretrain_steps), desc="pretraining toy model", unit="step", leave=False, disable=None):
+    progress = Progress("pretraining the toy model", t.pretrain_steps)
+    for _ in range(t.pretrain_steps):
         batch = [enc[rng.randrange(len(enc))] for _ in range(t.pretrain_batch_size)]
         width = max(map(len, batch))
         ids = torch.full((len(batch), width), tokenizer.pad_token_id)
@@ -101,6 +112,8 @@ def build_toy_model(model_cfg, folder: Path, device: str = "cpu") -> Path:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
+        progress.update(1, loss=loss.item())
+    progress.close()
     model.eval().save_pretrained(tmp)
     (tmp / "build.json").write_text(f'{{"final_loss": {loss.item():.4f}}}\n')
     give_files_the_usual_mode(tmp)

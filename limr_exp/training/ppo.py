@@ -35,7 +35,8 @@ import torch.nn.functional as F
 from limr_exp.data.problems import ProblemSet
 from limr_exp.errors import ConfigError, DataError, LimrError
 from limr_exp.generation import position_ids, sample
-from limr_exp.io import give_files_the_usual_mode, write_json
+from limr_exp.io import give_files_the_usual_mode, read_jsonl, write_json, write_jsonl
+from limr_exp.progress import Progress
 from limr_exp.registry import Registry
 from limr_exp.rewards import RewardSettings, judge_batch, too_many_errors
 from limr_exp.trajectories import History, read_table, write_table
@@ -191,10 +192,15 @@ class LocalPPOTrainer:
     """PPO on a problem set; writes `<out>/checkpoint` (HF format, resumable) and `<out>/trajectories.parquet`."""
 
     def __init__(self, cfg, problems: ProblemSet, out: Path, tracker=None, *, num_episodes: int | None = None,
-                 namespace: str = "train", device: str = "cpu"):
+                 max_steps: int | None | str = "ppo", seed: int | None = None, namespace: str = "train", device: str = "cpu",
+                 on_step=None):
+        """`num_episodes`/`max_steps`/`seed` default to the ppo config's and the run's; `on_step(step, model)`
+        is called after every rollout step and returns metrics to log at that step (evaluation)."""
         self.cfg, self.ppo, self.problems, self.out = cfg, cfg.ppo, problems, Path(out)
-        self.tracker, self.namespace, self.device = tracker, namespace, device
+        self.tracker, self.namespace, self.device, self.on_step = tracker, namespace, device, on_step
         self.num_episodes = num_episodes or self.ppo.num_episodes
+        self.max_steps = self.ppo.max_steps if max_steps == "ppo" else max_steps
+        self.seed = cfg.seed if seed is None else seed
         self.reward_settings = RewardSettings.from_cfg(cfg.reward)
         p = self.ppo
         self.estimate = ESTIMATORS.get(p.advantage_estimator)  # one line naming the choices if unknown
@@ -214,7 +220,7 @@ class LocalPPOTrainer:
     def checkpoint_dir(self) -> Path:
         return self.out / "checkpoint"
 
-    def _save(self, bundle, critic, opt_actor, opt_critic, history: History, state: dict) -> None:
+    def _save(self, bundle, critic, opt_actor, opt_critic, history: History, steps: list[dict], state: dict) -> None:
         """Write the whole resume point into a temp folder, then swap it in (never half a checkpoint)."""
         tmp = self.out / "checkpoint.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -228,6 +234,7 @@ class LocalPPOTrainer:
                     "rng": {"torch": torch.get_rng_state()}},  # tensors and numbers only: loaded with weights_only=True
                    tmp / "trainer_state.pt")
         write_table(history, tmp / "trajectories.parquet")
+        write_jsonl(tmp / "steps.jsonl", steps)
         write_json(tmp / "state.json", state)
         old = self.out / "checkpoint.old"
         shutil.rmtree(old, ignore_errors=True)
@@ -236,6 +243,7 @@ class LocalPPOTrainer:
         tmp.rename(self.checkpoint_dir)
         shutil.rmtree(old, ignore_errors=True)
         write_table(history, self.out / "trajectories.parquet")
+        write_jsonl(self.out / "steps.jsonl", steps)
 
     def _load_state(self) -> dict | None:
         state_file = self.checkpoint_dir / "state.json"
@@ -291,7 +299,7 @@ class LocalPPOTrainer:
         R = batch["mask"].shape[1]
         losses = {"policy_loss": [], "value_loss": [], "clip_frac": []}
         bundle.model.train()
-        gen = torch.Generator().manual_seed(self.cfg.seed)
+        gen = torch.Generator().manual_seed(self.seed * 100003 + state["global_step"])  # a new minibatch order every step
         for _ in range(p.max_epochs):
             order = torch.randperm(n, generator=gen)
             for start in range(0, n, p.train_batch_size):
@@ -328,73 +336,81 @@ class LocalPPOTrainer:
 
     # -- the loop
     def fit(self, bundle) -> TrainResult:
-        """Train `bundle.model` in place; resumes from `<out>/checkpoint` when one is there."""
-        from tqdm.auto import tqdm
-
+        """Train `bundle.model` in place; resumes from `<out>/checkpoint` when one is there. Every step's metrics
+        are kept in `<out>/steps.jsonl` (and logged to the trackers) with the checkpoint they belong to."""
         p = self.ppo
         self.out.mkdir(parents=True, exist_ok=True)
-        torch.manual_seed(self.cfg.seed)
+        torch.manual_seed(self.seed)
         reference = copy.deepcopy(bundle.model).eval()
         for param in reference.parameters():
             param.requires_grad_(False)
         critic = Critic(bundle.model).to(self.device) if p.advantage_estimator in NEEDS_CRITIC else None
         opt_actor = torch.optim.Adam(bundle.model.parameters(), lr=p.actor_learning_rate)
         opt_critic = torch.optim.Adam(critic.parameters(), lr=p.critic_learning_rate) if critic is not None else None
-        history = History.build([], [], [], [], [])
+        history, steps = History.build([], [], [], [], []), []
         state = self._load_state()
         if state is not None:
-            from transformers import AutoModelForCausalLM
-
-            try:
-                loaded = AutoModelForCausalLM.from_pretrained(self.checkpoint_dir, dtype=next(bundle.model.parameters()).dtype)
-                saved = torch.load(self.checkpoint_dir / "trainer_state.pt", weights_only=True)
-                bundle.model.load_state_dict(loaded.state_dict())
-                opt_actor.load_state_dict(saved["opt_actor"])
-                if critic is not None and saved["critic"] is not None:
-                    critic.load_state_dict(saved["critic"])
-                    opt_critic.load_state_dict(saved["opt_critic"])
-                history = read_table(self.checkpoint_dir / "trajectories.parquet")
-            except (OSError, RuntimeError, ValueError, KeyError) as e:
-                raise DataError(f"the checkpoint {self.checkpoint_dir} is corrupt ({type(e).__name__}): delete that folder to start the run over") from None
-            torch.set_rng_state(saved["rng"]["torch"])
+            history, steps = self._resume(bundle, critic, opt_actor, opt_critic)
             log.info("%s: resuming from %s (step %d)", self.namespace, self.checkpoint_dir, state["global_step"])
         else:
             state = {"episode": 1, "batch": 0, "global_step": 0, "done": False}
         rows = self.problems.rows
         n_batches = math.ceil(len(rows) / p.rollout_batch_size)
         total = self.num_episodes * n_batches
+        if self.max_steps is not None:
+            total = min(total, self.max_steps)
         metrics: dict = {}
-        bar = tqdm(total=total, initial=state["global_step"], desc=self.namespace, unit="step", leave=False, disable=None)
         t0 = time.perf_counter()
-        unsaved: list[tuple[int, dict]] = []  # (step, metrics) trained since the last checkpoint
-        while not state["done"]:
-            episode, b = state["episode"], state["batch"]
-            order = list(range(len(rows)))
-            random.Random(self.cfg.seed * 1000 + episode).shuffle(order)
-            batch_rows = [rows[i] for i in order[b * p.rollout_batch_size:(b + 1) * p.rollout_batch_size]]
-            batch, stats, judgements = self._rollout(bundle, reference, critic, batch_rows)
-            stats.update(self._update(bundle, critic, opt_actor, opt_critic, batch, state))
-            state["global_step"] += 1
-            batch_ids = [r["id"] for r in batch_rows]
-            codes = [c for c in range(len(batch_ids)) for _ in range(p.n_samples_per_prompt)]
-            step_rows = History.build(batch_ids, codes, [episode] * len(codes), [state["global_step"]] * len(codes),
-                                      [j.reward for j in judgements], [j.correct for j in judgements])
-            history = history.concat(step_rows)
-            metrics = {f"{self.namespace}/{k}": v for k, v in stats.items()}
-            metrics[f"{self.namespace}/episode"] = episode
-            unsaved.append((state["global_step"], metrics))
-            bar.update(1)
-            bar.set_postfix(reward=f"{stats['reward_mean']:.2f}", acc=f"{stats['accuracy']:.2f}")
-            state["batch"] = b + 1
-            if state["batch"] >= n_batches:
-                state["episode"], state["batch"] = episode + 1, 0
-            state["done"] = state["episode"] > self.num_episodes
-            if state["done"] or state["global_step"] % max(1, self.cfg.trainer.save_steps) == 0:
-                self._save(bundle, critic, opt_actor, opt_critic, history, state)
-                # metrics are logged with the checkpoint they belong to: a resumed run never logs a step twice
-                for step, row in unsaved if self.tracker is not None else ():
-                    self.tracker.log(row, step=step)
-                unsaved = []
-        bar.close()
+        unsaved: list[dict] = []  # metrics of the steps trained since the last checkpoint
+        with Progress(self.namespace, total, "step", initial=state["global_step"]) as progress:
+            while not state["done"]:
+                episode, b = state["episode"], state["batch"]
+                order = list(range(len(rows)))
+                random.Random(self.seed * 1000 + episode).shuffle(order)
+                batch_rows = [rows[i] for i in order[b * p.rollout_batch_size:(b + 1) * p.rollout_batch_size]]
+                batch, stats, judgements = self._rollout(bundle, reference, critic, batch_rows)
+                stats.update(self._update(bundle, critic, opt_actor, opt_critic, batch, state))
+                state["global_step"] += 1
+                step = state["global_step"]
+                batch_ids = [r["id"] for r in batch_rows]
+                codes = [c for c in range(len(batch_ids)) for _ in range(p.n_samples_per_prompt)]
+                history = history.concat(History.build(batch_ids, codes, [episode] * len(codes), [step] * len(codes),
+                                                       [j.reward for j in judgements], [j.correct for j in judgements]))
+                metrics = {f"{self.namespace}/{k}": v for k, v in stats.items()} | {f"{self.namespace}/episode": episode}
+                state["batch"] = b + 1
+                if state["batch"] >= n_batches:
+                    state["episode"], state["batch"] = episode + 1, 0
+                state["done"] = step >= total
+                if self.on_step is not None:
+                    metrics |= self.on_step(step, bundle.model, state["done"])
+                unsaved.append({"step": step} | metrics)
+                progress.update(1, reward=stats["reward_mean"], acc=stats["accuracy"])
+                if state["done"] or step % max(1, self.cfg.trainer.save_steps) == 0:
+                    steps += unsaved
+                    self._save(bundle, critic, opt_actor, opt_critic, history, steps, state)
+                    # metrics are logged with the checkpoint they belong to: a resumed run never logs a step twice
+                    for row in unsaved if self.tracker is not None else ():
+                        self.tracker.log({k: v for k, v in row.items() if k != "step"}, step=row["step"])
+                    unsaved = []
         metrics[f"{self.namespace}/seconds"] = time.perf_counter() - t0
         return TrainResult(history, self.checkpoint_dir, metrics)
+
+    def _resume(self, bundle, critic, opt_actor, opt_critic) -> tuple[History, list[dict]]:
+        """Model, critic, optimisers, RNG, history and step metrics from the last checkpoint."""
+        from transformers import AutoModelForCausalLM
+
+        try:
+            loaded = AutoModelForCausalLM.from_pretrained(self.checkpoint_dir, dtype=next(bundle.model.parameters()).dtype)
+            saved = torch.load(self.checkpoint_dir / "trainer_state.pt", weights_only=True)
+            bundle.model.load_state_dict(loaded.state_dict())
+            opt_actor.load_state_dict(saved["opt_actor"])
+            if critic is not None and saved["critic"] is not None:
+                critic.load_state_dict(saved["critic"])
+                opt_critic.load_state_dict(saved["opt_critic"])
+            history = read_table(self.checkpoint_dir / "trajectories.parquet")
+            steps_file = self.checkpoint_dir / "steps.jsonl"
+            steps = list(read_jsonl(steps_file)) if steps_file.exists() else []
+        except (OSError, RuntimeError, ValueError, KeyError) as e:
+            raise DataError(f"the checkpoint {self.checkpoint_dir} is corrupt ({type(e).__name__}): delete that folder to start the run over") from None
+        torch.set_rng_state(saved["rng"]["torch"])
+        return history, steps

@@ -1,8 +1,9 @@
-"""The probe run: RL on the full set whose per-sample rewards LIM reads (LIMR Sec. 3.2).
+"""The probe run: RL on the full set whose per-sample rewards LIM reads (LIMR Sec. 2.2).
 
-It is cached under `<cache_dir>/probes/<hash>` by a hash of everything that determines it (model,
-PPO settings, reward rule, problem set, episodes, seed), so every job of a theta sweep reuses one
-probe; a file lock makes concurrent jobs wait for the one that trains it.
+It is cached under `<cache_dir>/probes/<hash>` by a hash of what determines it (model, the PPO
+settings that shape a rollout step, reward rule, problem set, probe epochs and probe seed), so every
+job of a sweep, whatever its own seed, reuses one probe; a file lock makes concurrent jobs wait for
+the one that trains it.
 """
 
 from __future__ import annotations
@@ -11,28 +12,25 @@ import hashlib
 import logging
 from pathlib import Path
 
-from limr_exp.hashing import config_hash
 from limr_exp.errors import DataError
-from limr_exp.trajectories import AccuracyCurves, History, read_table
+from limr_exp.hashing import config_hash
+from limr_exp.trajectories import History, read_table
 
 log = logging.getLogger("limr_exp")
 
+# settings that do not change what the probe learns or records
+NOT_IN_PROBE_KEY = {"ppo": ("num_episodes", "max_steps"), "reward": ("workers", "memory_limit_mb", "max_error_share")}
+
 
 def probe_key(cfg, problems) -> str:
+    from omegaconf import OmegaConf
+
     data = hashlib.sha256("\n".join(f"{r['id']}\t{r['prompt']}\t{r['answer']}" for r in problems.rows).encode()).hexdigest()
-    return config_hash(cfg.model, cfg.ppo, cfg.reward, cfg.trainer.name, cfg.probe.episodes, cfg.seed, data)
-
-
-def curve_summary(history: History) -> dict:
-    """Shares of prompts that stay at 0, start >= 0.9, and improve (last epoch >= first + 0.25): Figure 2a's groups."""
-    c = AccuracyCurves.from_history(history)
-    acc = c.acc[c.scored]
-    if len(acc) == 0:
-        return {"probe/prompts": 0}
-    return {"probe/prompts": int(len(acc)), "probe/share_stay_zero": float((acc.max(axis=1) == 0).mean()),
-            "probe/share_start_high": float((acc[:, 0] >= 0.9).mean()),
-            "probe/share_improve": float((acc[:, -1] - acc[:, 0] >= 0.25).mean()),
-            "probe/mean_accuracy_first": float(acc[:, 0].mean()), "probe/mean_accuracy_last": float(acc[:, -1].mean())}
+    parts = {}
+    for group, dropped in NOT_IN_PROBE_KEY.items():
+        node = OmegaConf.to_container(cfg[group], resolve=True)
+        parts[group] = {k: v for k, v in node.items() if k not in dropped}
+    return config_hash(cfg.model, parts["ppo"], parts["reward"], cfg.trainer.name, cfg.probe.episodes, cfg.probe.seed, data)
 
 
 def probe_history(cfg, problems, tracker=None) -> History:
@@ -47,18 +45,13 @@ def probe_history(cfg, problems, tracker=None) -> History:
         if done.exists():
             log.info("probe: reusing the cached probe run %s", folder)
             try:
-                history = read_table(folder / "trajectories.parquet")
+                return read_table(folder / "trajectories.parquet")
             except DataError:
                 raise DataError(f"the cached probe run {folder} is corrupt: delete that folder (it is safe: the next run "
                                 "trains the probe again)") from None
-        else:
-            log.info("probe: RL on all %d prompts for %d episodes (cached in %s)", len(problems), cfg.probe.episodes, folder)
-            history = train(cfg, problems, folder, tracker, num_episodes=cfg.probe.episodes, namespace="probe").history
-            done.write_text("ok\n")
-    summary = curve_summary(history)
-    if summary.get("probe/prompts"):
-        log.info("probe curves: %.0f%% of prompts stay at 0, %.0f%% start >= 0.9, %.0f%% improve by >= 0.25",
-                 100 * summary["probe/share_stay_zero"], 100 * summary["probe/share_start_high"], 100 * summary["probe/share_improve"])
-    if tracker is not None:
-        tracker.log(summary)
-    return history
+        log.info("probe: RL on all %d prompts for %d epochs, probe seed %d (cached in %s)", len(problems), cfg.probe.episodes,
+                 cfg.probe.seed, folder)
+        history = train(cfg, problems, folder, tracker, num_episodes=cfg.probe.episodes, max_steps=None, seed=cfg.probe.seed,
+                        namespace="probe").history
+        done.write_text("ok\n")
+        return history
