@@ -5,9 +5,12 @@ Builds synthetic step dumps (8,523 prompts x 21 epochs x 8 samples = 168 files o
 would and prints wall time and peak RSS (as /usr/bin/time reports it), then the process tree's memory
 (sampled in a separate run, as sampling would slow the timed ones).
 
-    python benchmarks/selection.py [--scale 1] [--repeats 3]
+    python benchmarks/selection.py [--scale 1] [--repeats 3] [--released path/to/lim_selection.py]
 
-Targets (issue): <= 1.5 s and <= 220 MB at scale 1; <= 2 GiB at scale 10.
+With `--released` (LIMR's own `lim/lim_selection.py`, from github.com/GAIR-NLP/LIMR) the released
+script runs on the same files in the same run, alternating with ours, and the ratios are printed.
+Targets: under 2 s at scale 1; at scale 10 at least 5x faster and at most 1/5 of the released
+script's memory.
 """
 
 from __future__ import annotations
@@ -63,11 +66,17 @@ def command(dumps: Path, dataset: Path, out: Path) -> list[str]:
             "trajectories.max_epochs=21", "logger=[]", f"hydra.run.dir={out}"]
 
 
-def run_once(dumps: Path, dataset: Path, out: Path) -> tuple[float, float, str]:
+def released_command(script: Path, dumps: Path, dataset: Path, out: Path) -> list[str]:
+    return [sys.executable, str(script), "--train_samples_path", str(dumps), "--original_prompts_path", str(dataset),
+            "--output_path", str(out / "filtered.json"), "--steps_per_epoch", "8", "--max_epochs", "21",
+            "--similarity_threshold", "0.6"]
+
+
+def run_once(cmd: list[str]) -> tuple[float, float, str]:
     """Wall time and peak RSS as /usr/bin/time reports them: the largest ru_maxrss of the command and
     the children it waited for. Nothing samples the process meanwhile, so the timing is undisturbed."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(command(dumps, dataset, out), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     output = proc.stdout.read().decode()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
@@ -101,20 +110,30 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--released", type=Path, default=None, help="LIMR's lim/lim_selection.py, run side by side")
     args = ap.parse_args()
     folder = ROOT / "outputs" / "bench" / f"step_dumps_x{args.scale}"
     t = time.perf_counter()
     dumps, dataset = build(folder, args.scale)
     size = sum(f.stat().st_size for f in dumps.iterdir()) / 1e6
     print(f"dumps: {len(list(dumps.iterdir()))} files, {size:.0f} MB ({time.perf_counter() - t:.1f} s to build or find)")
-    results = []
-    for _ in range(args.repeats):
+    results, released = [], []
+    for _ in range(args.repeats):  # alternating, so both see the same machine
         with tempfile.TemporaryDirectory() as out:
-            results.append(run_once(dumps, dataset, Path(out)))
+            results.append(run_once(command(dumps, dataset, Path(out))))
+        if args.released is not None:
+            with tempfile.TemporaryDirectory() as out:
+                released.append(run_once(released_command(args.released, dumps, dataset, Path(out))))
     walls, rss = [r[0] for r in results], [r[1] for r in results]
     print(results[-1][2])
     print(f"stages=[select] x{args.scale}: wall {min(walls):.2f} s best, {np.median(walls):.2f} s median "
           f"({args.repeats} runs); peak RSS {max(rss):.0f} MB (largest process, as /usr/bin/time reports)")
+    if released:
+        r_walls, r_rss = [r[0] for r in released], [r[1] for r in released]
+        print(f"released lim_selection.py x{args.scale}: {released[-1][2]}; wall {min(r_walls):.2f} s best, "
+              f"{np.median(r_walls):.2f} s median; peak RSS {max(r_rss):.0f} MB")
+        print(f"ratio: {np.median(r_walls) / np.median(walls):.1f}x faster (medians), "
+              f"{max(r_rss) / max(rss):.1f}x less memory (peak RSS)")
     with tempfile.TemporaryDirectory() as out:
         tree_rss, tree_pss = tree_memory(dumps, dataset, Path(out))
     print(f"process tree (main, parse workers), peak of the sums: PSS {tree_pss:.0f} MB, "

@@ -20,7 +20,6 @@ from limr_exp.errors import ConfigError
 from limr_exp.rewards.settings import RewardSettings
 
 STAGES = ("select", "train", "eval")
-TRAJECTORY_FORMATS = ("auto", "step_dumps", "verl", "table")
 DATASET_FORMATS = ("auto", "json", "jsonl", "parquet", "arrow", "toy_arith")
 
 
@@ -337,7 +336,10 @@ def validate(cfg: DictConfig) -> None:
     _require(len(cfg.stages) > 0, "stages is empty: name at least one of select, train, eval")
 
     t = cfg.trajectories
-    _require(t.format in TRAJECTORY_FORMATS, f"trajectories.format={t.format!r} is unknown: use one of {', '.join(TRAJECTORY_FORMATS)}")
+    if t.format != "auto":
+        from limr_exp.trajectories import IMPORTERS
+
+        IMPORTERS.get(t.format)  # one line naming the formats
     _require(t.steps_per_epoch >= 1, f"trajectories.steps_per_epoch={t.steps_per_epoch} must be at least 1")
     _require(t.max_epochs is None or t.max_epochs >= 1, f"trajectories.max_epochs={t.max_epochs} must be at least 1 (or null for all epochs)")
     if t.path is not None:
@@ -396,7 +398,9 @@ def validate(cfg: DictConfig) -> None:
         kl, critic = p.init_kl_coef > 0, p.advantage_estimator == "gae"
         placement.check(placement.plan(cfg.trainer, kl, critic), cfg.trainer, kl, critic, p.n_samples_per_prompt,
                         p.rollout_batch_size, p.micro_rollout_batch_size)
-    _require(cfg.eval.backend in ("hf", "vllm"), f"eval.backend={cfg.eval.backend!r} is unknown: use hf or vllm")
+    from limr_exp.evaluation.run import BACKENDS
+
+    BACKENDS.get(cfg.eval.backend)  # one line naming the backends
     _require(0 < cfg.eval.gpu_memory_utilization <= 1,
              f"eval.gpu_memory_utilization={cfg.eval.gpu_memory_utilization} must be a share in (0, 1]")
     if cfg.eval.backend == "vllm" and cfg.eval.tensor_parallel_size is not None and cfg.model.path:
@@ -409,7 +413,3 @@ def validate(cfg: DictConfig) -> None:
         _require(importlib.util.find_spec("vllm") is not None,
                  "eval.backend=vllm needs vLLM, which is not installed: pip install 'limr-exp[vllm]' on a CUDA machine, or use eval.backend=hf")
     _require(cfg.trainer.device in ("auto", "cpu", "cuda"), f"trainer.device={cfg.trainer.device!r} is unknown: use auto, cpu or cuda")
-
-
-def to_container(cfg: DictConfig) -> dict:
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]

@@ -17,7 +17,6 @@ class Samples:
     attention_mask: torch.Tensor  # (N, P + R)
     action_mask: torch.Tensor  # (N, R) 1 on response tokens up to and including EOS
     texts: list[str]  # decoded responses (special tokens dropped)
-    prompt_width: int
 
     @property
     def response_width(self) -> int:
@@ -39,14 +38,15 @@ def _response_mask(responses: torch.Tensor, eos_id: int) -> torch.Tensor:
 def sample(model, tokenizer, prompts: list[str], n: int, *, temperature: float, top_p: float, max_new_tokens: int,
            batch_size: int, progress: str | None = None) -> Samples:
     """n responses per prompt (prompt-major order: p0 x n, p1 x n, ...); temperature 0 is greedy."""
-    from tqdm.auto import tqdm
+    from limr_exp.progress import Progress
 
     device = next(model.parameters()).device
     eos_id, pad_id = tokenizer.eos_token_id, tokenizer.pad_token_id
     expanded = [p for p in prompts for _ in range(n)]
     chunks = []
     starts = range(0, len(expanded), max(1, batch_size))
-    for start in tqdm(starts, desc=progress, unit="batch", leave=False, disable=None if progress else True):
+    bar = Progress(progress, len(starts), "batch", final_line=False) if progress else None
+    for start in starts:
         batch = expanded[start:start + batch_size]
         enc = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
         kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=pad_id, eos_token_id=eos_id)
@@ -56,6 +56,10 @@ def sample(model, tokenizer, prompts: list[str], n: int, *, temperature: float, 
             kwargs.update(do_sample=False)
         out = model.generate(**enc, **kwargs)
         chunks.append((enc["input_ids"], enc["attention_mask"], out[:, enc["input_ids"].shape[1]:]))
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
     p_width = max(c[0].shape[1] for c in chunks)
     r_width = max(max(c[2].shape[1] for c in chunks), 1)
     seqs, attn, acts, texts = [], [], [], []
@@ -72,4 +76,4 @@ def sample(model, tokenizer, prompts: list[str], n: int, *, temperature: float, 
         acts.append(act)
         for row, m in zip(resp, act):
             texts.append(tokenizer.decode(row[m.bool()], skip_special_tokens=True))
-    return Samples(torch.cat(seqs), torch.cat(attn), torch.cat(acts), texts, p_width)
+    return Samples(torch.cat(seqs), torch.cat(attn), torch.cat(acts), texts)

@@ -14,12 +14,14 @@ EVERY_S = 10.0  # seconds of work between two progress lines
 class Progress:
     """`with Progress("train", total=40, unit="step") as p: ... p.update(reward=0.3)`."""
 
-    def __init__(self, desc: str, total: int, unit: str = "step", initial: int = 0, every_s: float = EVERY_S):
+    def __init__(self, desc: str, total: int, unit: str = "step", initial: int = 0, every_s: float = EVERY_S,
+                 final_line: bool = True):
+        """`final_line=False`: no line at the end of work that finished before the first line was due."""
         from tqdm.auto import tqdm
 
         self.desc, self.total, self.unit, self.n, self.every_s = desc, total, unit, initial, every_s
         self.start = self.last = time.monotonic()
-        self.initial = initial
+        self.initial, self.final_line, self.logged = initial, final_line, False
         self.bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, leave=False, disable=None)
 
     def update(self, n: int = 1, **postfix) -> None:
@@ -29,8 +31,9 @@ class Progress:
         if shown:
             self.bar.set_postfix(shown)
         now = time.monotonic()
-        if now - self.last >= self.every_s or self.n >= self.total:
-            self.last = now
+        finished = self.n >= self.total and (self.final_line or self.logged)
+        if now - self.last >= self.every_s or finished:
+            self.last, self.logged = now, True
             done = self.n - self.initial
             rate = (now - self.start) / done if done else 0.0
             eta = rate * (self.total - self.n)

@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 from limr_exp.errors import ConfigError
 from limr_exp.io import write_json
+from limr_exp.registry import Registry
 
 log = logging.getLogger("limr_exp")
 
@@ -126,13 +127,13 @@ class WandbLogger:
 
     def log(self, metrics: Mapping[str, Any], step: int | None) -> None:
         row = dict(metrics)
-        if step is not None and row:  # each stage counts its own steps: probe/step, train/step
-            namespace = next(iter(row)).split("/")[0]
-            if namespace not in self._namespaces:
-                self._namespaces.add(namespace)
-                self.run.define_metric(f"{namespace}/step")
-                self.run.define_metric(f"{namespace}/*", step_metric=f"{namespace}/step")
-            row[f"{namespace}/step"] = step
+        if step is not None and row:  # each stage counts its own steps: probe/step, train/step (and eval/step in training)
+            for namespace in {key.split("/")[0] for key in metrics}:
+                if namespace not in self._namespaces:
+                    self._namespaces.add(namespace)
+                    self.run.define_metric(f"{namespace}/step")
+                    self.run.define_metric(f"{namespace}/*", step_metric=f"{namespace}/step")
+                row[f"{namespace}/step"] = step
         self.run.log(row)
 
     def log_artifact(self, path: Path, kind: str) -> None:
@@ -207,7 +208,9 @@ class MlflowLogger:
         self.client.set_terminated(self.run_id, status={"finished": "FINISHED", "interrupted": "KILLED"}.get(status, "FAILED"))
 
 
-LOGGERS = {"jsonl": JsonlLogger, "wandb": WandbLogger, "mlflow": MlflowLogger}
+LOGGERS: Registry = Registry("logger", "logger (a list, e.g. 'logger=[jsonl, mlflow]', or 'logger=[]')")
+for _name, _cls in (("jsonl", JsonlLogger), ("wandb", WandbLogger), ("mlflow", MlflowLogger)):
+    LOGGERS.register(_name)(_cls)
 
 
 def default_tracking_uri() -> str:
@@ -251,9 +254,7 @@ class Tracker:
         self.error: str | None = None
         try:
             for name, opts in (logger_cfg or {}).items():
-                if name not in LOGGERS:
-                    raise ConfigError(f"unknown logger {name!r}: use a list drawn from {sorted(LOGGERS)}, or 'logger=[]'")
-                self.backends.append(LOGGERS[name](info, **dict(opts or {})))
+                self.backends.append(LOGGERS.get(name)(info, **dict(opts or {})))
         except BaseException:
             self.status = "failed"
             self.close()

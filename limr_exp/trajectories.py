@@ -27,8 +27,10 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import msgspec
+from limr_exp.data.problems import text_key
 from limr_exp.errors import DataError
 from limr_exp.io import atomic_path, json_error_reason
+from limr_exp.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -247,14 +249,14 @@ class TextMatcher:
         return self.known[best] if best else -1
 
     def _lookup_slow(self, text: str, template: tuple[int, int] = (0, 0)) -> int:
-        c = self.known.get(text.strip(), -1)
+        c = self.known.get(text_key(text), -1)
         if c < 0 and self.pattern is not None:
             m = self.pattern.search(text)
             if m:
-                c = self.known.get(m.group(1).strip(), -1)
+                c = self.known.get(text_key(m.group(1)), -1)
         if c < 0 and self.templated and self.pattern is None:
             head, tail = template
-            c = self.known.get(text[head:len(text) - tail].strip(), -1)
+            c = self.known.get(text_key(text[head:len(text) - tail]), -1)
             if c < 0:
                 c = self._inside(text)
         return c
@@ -281,7 +283,7 @@ class TextMatcher:
         return codes, misses
 
     def unmatched_code(self, text: str) -> int:
-        key = text.strip()
+        key = text_key(text)
         c = self._unmatched.get(key)
         if c is None:
             c = self._unmatched[key] = len(self.ids)
@@ -414,7 +416,7 @@ def _assemble(files_read: list, steps_per_epoch: int, ids: list[str]) -> History
     return History.build(ids, codes, epoch, step, reward)
 
 
-def detect_format(path: Path) -> str:
+def history_format(path: Path) -> str:
     if path.is_file() or path.suffix == ".parquet":
         return "table"
     with os.scandir(path) as it:
@@ -429,6 +431,13 @@ def detect_format(path: Path) -> str:
                     ".parquet table: point it at one, or set trajectories.format")
 
 
+IMPORTERS: Registry = Registry("trajectories format", "trajectories.format (or auto)")  # (path, cfg, text_to_id, workers)
+IMPORTERS.register("table")(lambda path, cfg, text_to_id, workers: read_table(path, cfg.max_epochs))
+for _kind in ("step_dumps", "verl"):
+    IMPORTERS.register(_kind)(lambda path, cfg, text_to_id, workers, kind=_kind: import_numbered_dumps(
+        path, kind, cfg.steps_per_epoch, cfg.max_epochs, text_to_id, cfg.prompt_regex, workers))
+
+
 def load_history(traj_cfg, text_to_id: dict[str, str], workers: int | None = None) -> History:
     """The reward history named by the `trajectories` config block."""
     path = Path(os.path.expanduser(str(traj_cfg.path)))
@@ -438,12 +447,8 @@ def load_history(traj_cfg, text_to_id: dict[str, str], workers: int | None = Non
     if not (path.is_dir() or path.is_file()):
         raise DataError(f"trajectories.path={path} is neither a folder nor a regular file: point it at a step-dump folder, "
                         "a verl rollout folder or a trajectories .parquet file")
-    fmt = detect_format(path) if traj_cfg.format == "auto" else traj_cfg.format
-    if fmt == "table":
-        table = read_table(path, traj_cfg.max_epochs)
-    else:
-        table = import_numbered_dumps(path, fmt, traj_cfg.steps_per_epoch, traj_cfg.max_epochs, text_to_id,
-                                      traj_cfg.prompt_regex, workers)
+    fmt = history_format(path) if traj_cfg.format == "auto" else traj_cfg.format
+    table = IMPORTERS.get(fmt)(path, traj_cfg, text_to_id, workers)
     if table.num_rows == 0:
         raise DataError(f"trajectories.path={path} holds no samples")
     check_values(table, path)

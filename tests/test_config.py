@@ -29,6 +29,7 @@ def test_every_option_composes(group, option, tmp_path):
         overrides.append(f"dataset.path={tmp_path}/d.json")
     cfg = compose_cfg(overrides)
     OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+    assert OmegaConf.missing_keys(cfg) == set()  # every MISSING schema field is given by the option or config.yaml
     if group in ("dataset", "selector", "model", "ppo", "eval", "trainer"):
         assert cfg[group].name == option
 
@@ -89,6 +90,10 @@ def test_theta_must_be_a_number_in_unit_interval(value, message):
     (["ppo.n_samples_per_prompt=0"], "ppo.n_samples_per_prompt"),
     (["ppo.advantage_estimator=ppo2"], "ppo.advantage_estimator"),
     (["selector=random", "selector.size=0"], "selector.size"),
+    (["trajectories.format=csv"], "trajectories.format"),
+    (["eval.backend=sglang"], "eval.backend"),
+    (["ppo.max_steps=0"], "ppo.max_steps"),
+    (["threads=0"], "threads"),
 ])
 def test_validate_names_the_key(overrides, key):
     with pytest.raises(ConfigError) as e:
@@ -104,3 +109,22 @@ def test_sweep_configs_compose_as_multiruns(name, param):
         cfg = compose(config_name="config", overrides=[f"+sweep={name}"], return_hydra_config=True)
     assert str(cfg.hydra.mode) == "RunMode.MULTIRUN" and param in cfg.hydra.sweeper.params
     assert "seed" in cfg.hydra.sweeper.params
+
+
+def test_every_pluggable_kind_has_one_registry_that_names_its_choices(tmp_path):
+    from limr_exp.evaluation.run import BACKENDS
+    from limr_exp.selection import SELECTORS
+    from limr_exp.tracking import LOGGERS, Tracker
+    from limr_exp.training import TRAINERS
+    from limr_exp.training.ppo import ESTIMATORS
+    from limr_exp.trajectories import IMPORTERS
+
+    expected = {BACKENDS: ["hf", "vllm"], LOGGERS: ["jsonl", "mlflow", "wandb"], TRAINERS: ["local", "openrlhf"],
+                ESTIMATORS: ["gae", "group_norm", "reinforce_baseline"], IMPORTERS: ["step_dumps", "table", "verl"]}
+    for registry, names in expected.items():
+        assert registry.names() == names
+        with pytest.raises(ValueError, match="registered twice"):
+            registry.register(names[0])(object())
+    assert {"lim", "linear", "random", "full", "precomputed", "variance", "learnability"} <= set(SELECTORS.names())
+    with pytest.raises(ConfigError, match="unknown logger 'bogus'"):
+        Tracker({"bogus": {}}, tmp_path)

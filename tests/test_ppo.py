@@ -75,6 +75,12 @@ from limr_exp.training import train  # noqa: E402
 
 from conftest import compose_cfg  # noqa: E402
 
+@pytest.fixture(scope="module")
+def learnable_cache(tmp_path_factory):
+    """One cache for the tests on the learnable set: its toy model is built once."""
+    return tmp_path_factory.mktemp("learnable-cache")
+
+
 LEARNABLE = [  # one-digit sums; a base model that boxes 30% of its answers; RL must learn the format
     "~dataset.toy.families.add", "~dataset.toy.families.sub", "~dataset.toy.families.mul", "+dataset.toy.families.add1=1.0",
     "dataset.toy.n_train=24", "dataset.toy.n_test=8",
@@ -87,8 +93,8 @@ LEARNABLE = [  # one-digit sums; a base model that boxes 30% of its answers; RL 
 
 
 @pytest.mark.slow
-def test_mean_reward_rises_on_a_learnable_set(tmp_path):
-    cfg = compose_cfg(LEARNABLE + ["ppo.num_episodes=5", f"cache_dir={tmp_path}/cache"])
+def test_mean_reward_rises_on_a_learnable_set(tmp_path, learnable_cache):
+    cfg = compose_cfg(LEARNABLE + ["ppo.num_episodes=5", f"cache_dir={learnable_cache}"])
     result = train(cfg, load_problems(cfg.dataset), tmp_path / "train")
     h = result.history
     first, last = h.reward[h.epoch == 1].mean(), h.reward[h.epoch == h.epoch.max()].mean()
@@ -98,16 +104,16 @@ def test_mean_reward_rises_on_a_learnable_set(tmp_path):
 
 
 @pytest.mark.parametrize("estimator", ["gae", "reinforce_baseline"])
-def test_other_estimators_run(tmp_path, estimator):
-    cfg = compose_cfg(LEARNABLE + ["ppo.num_episodes=1", f"ppo.advantage_estimator={estimator}", f"cache_dir={tmp_path}/cache"])
+def test_other_estimators_run(tmp_path, learnable_cache, estimator):
+    cfg = compose_cfg(LEARNABLE + ["ppo.num_episodes=1", f"ppo.advantage_estimator={estimator}", f"cache_dir={learnable_cache}"])
     result = train(cfg, load_problems(cfg.dataset), tmp_path / "train")
     assert result.history.num_rows == 24 * 8 and "train/reward_mean" in result.metrics
 
 
-def test_resume_after_interruption_has_no_duplicate_rows(tmp_path, monkeypatch):
+def test_resume_after_interruption_has_no_duplicate_rows(tmp_path, learnable_cache, monkeypatch):
     from limr_exp.training import ppo
 
-    cfg = compose_cfg(LEARNABLE + ["ppo.num_episodes=2", f"cache_dir={tmp_path}/cache"])
+    cfg = compose_cfg(LEARNABLE + ["ppo.num_episodes=2", f"cache_dir={learnable_cache}"])
     problems = load_problems(cfg.dataset)
     calls = {"n": 0}
     original = ppo.LocalPPOTrainer._update
@@ -133,10 +139,10 @@ def test_resume_after_interruption_has_no_duplicate_rows(tmp_path, monkeypatch):
     assert again.num_rows == h.num_rows
 
 
-def test_corrupt_checkpoint_is_one_clear_error(tmp_path):
+def test_corrupt_checkpoint_is_one_clear_error(tmp_path, learnable_cache):
     from limr_exp.errors import DataError
 
-    cfg = compose_cfg(LEARNABLE + ["ppo.num_episodes=1", f"cache_dir={tmp_path}/cache"])
+    cfg = compose_cfg(LEARNABLE + ["ppo.num_episodes=1", f"cache_dir={learnable_cache}"])
     ckpt = tmp_path / "train" / "checkpoint"
     ckpt.mkdir(parents=True)
     (ckpt / "state.json").write_text("{not json")
@@ -162,10 +168,10 @@ def test_probe_is_cached_across_runs(tmp_path, caplog):
     (["ppo.rollout_batch_size=1000"], "ppo.rollout_batch_size"),
     (["model.path=/no/such/model"], "model.path"),
 ])
-def test_bad_training_input(tmp_path, overrides, message):
+def test_bad_training_input(tmp_path, learnable_cache, overrides, message):
     from limr_exp.errors import LimrError
 
-    cfg = compose_cfg(LEARNABLE + ["ppo.num_episodes=1", f"cache_dir={tmp_path}/cache"] + overrides)
+    cfg = compose_cfg(LEARNABLE + ["ppo.num_episodes=1", f"cache_dir={learnable_cache}"] + overrides)
     with pytest.raises(LimrError, match=message):
         train(cfg, load_problems(cfg.dataset), tmp_path / "train")
 

@@ -12,18 +12,24 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 import msgspec
 
-from limr_exp.errors import DataError
+from limr_exp.errors import ConfigError, DataError
 from limr_exp.io import json_error_reason
 
 log = logging.getLogger("limr_exp")
 
 FILE_FORMATS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".arrow": "arrow"}
+
+
+def text_key(prompt: str) -> str:
+    """How prompts are matched by text everywhere (reward histories, score files, twin rows): stripped, as
+    LIMR's selection script matches them."""
+    return prompt.strip()
 
 
 @dataclass
@@ -33,7 +39,6 @@ class ProblemSet:
     name: str
     rows: list[dict[str, Any]]
     source: str = ""
-    _index: dict[str, int] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -42,17 +47,11 @@ class ProblemSet:
     def ids(self) -> list[str]:
         return [r["id"] for r in self.rows]
 
-    def index(self) -> dict[str, int]:
-        """id -> row position."""
-        if self._index is None:
-            self._index = {r["id"]: i for i, r in enumerate(self.rows)}
-        return self._index
-
     def text_to_ids(self) -> dict[str, list[str]]:
         """Stripped prompt text -> ids of every row with that text (a text may occur twice)."""
         out: dict[str, list[str]] = {}
         for r in self.rows:
-            out.setdefault(r["prompt"].strip(), []).append(r["id"])
+            out.setdefault(text_key(r["prompt"]), []).append(r["id"])
         return out
 
     def subset(self, ids: Iterable[str]) -> "ProblemSet":
@@ -66,7 +65,7 @@ def stable_id(prompt: str, occurrence: int = 0) -> str:
     return f"p{digest}" if occurrence == 0 else f"p{digest}-{occurrence}"
 
 
-def detect_format(path: Path) -> str:
+def file_format(path: Path) -> str:
     if path.is_dir():
         return "arrow"
     fmt = FILE_FORMATS.get(path.suffix.lower())
@@ -157,7 +156,7 @@ def read_records(path: str | Path, fmt: str = "auto", split: str = "train", what
     path = Path(path)
     if not path.exists():
         raise DataError(f"{what}={path} does not exist: check the path (relative paths start from the working directory)")
-    fmt = detect_format(path) if fmt == "auto" else fmt
+    fmt = file_format(path) if fmt == "auto" else fmt
     try:
         if fmt == "json":
             rows = _read_json(path, what)
@@ -241,9 +240,12 @@ def require_answers(problems: ProblemSet, key_prefix: str, drop: bool) -> Proble
 def load_problems(dataset_cfg, split: str | None = None) -> ProblemSet:
     """The configured problem set (`dataset` config group). `split` picks the toy world's train/test."""
     if dataset_cfg.format == "toy_arith":
-        from limr_exp.data.toy_arith import toy_problem_set
+        from limr_exp.data.toy_arith import toy_splits
 
-        return toy_problem_set(dataset_cfg.toy, split or "train")
+        split = split or "train"
+        if split not in ("train", "test"):
+            raise ConfigError(f"the toy dataset has splits train and test, not {split!r}")
+        return ProblemSet(f"toy_arith-{split}", toy_splits(dataset_cfg.toy)[split], source=f"toy_arith(seed={dataset_cfg.toy.seed})")
     return load_problem_file(dataset_cfg.path, fmt=dataset_cfg.format, split=split or dataset_cfg.split,
                              id_key=dataset_cfg.id_key, prompt_key=dataset_cfg.prompt_key,
                              answer_key=dataset_cfg.answer_key, name=dataset_cfg.name)

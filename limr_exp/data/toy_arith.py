@@ -18,7 +18,6 @@ import random
 from dataclasses import dataclass
 from functools import cache
 
-from limr_exp.data.problems import ProblemSet
 from limr_exp.errors import ConfigError
 
 
@@ -106,9 +105,3 @@ def toy_splits(toy_cfg) -> dict[str, list[dict]]:
     shares = tuple(sorted((str(k), float(v)) for k, v in dict(toy_cfg.families).items()))
     splits = _splits(int(toy_cfg.n_train), int(toy_cfg.n_test), shares, int(toy_cfg.seed))
     return {split: [dict(r) for r in rows] for split, rows in splits.items()}
-
-
-def toy_problem_set(toy_cfg, split: str = "train") -> ProblemSet:
-    if split not in ("train", "test"):
-        raise ConfigError(f"the toy dataset has splits train and test, not {split!r}")
-    return ProblemSet(f"toy_arith-{split}", toy_splits(toy_cfg)[split], source=f"toy_arith(seed={toy_cfg.seed})")

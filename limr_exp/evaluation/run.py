@@ -17,6 +17,7 @@ from limr_exp.data import ProblemSet, load_problem_file, load_problems, require_
 from limr_exp.errors import ConfigError, LimrError
 from limr_exp.hashing import config_hash
 from limr_exp.io import write_json, write_jsonl
+from limr_exp.registry import Registry
 from limr_exp.rewards import RewardSettings, judge_batch, too_many_errors
 
 log = logging.getLogger("limr_exp")
@@ -33,20 +34,35 @@ def benchmark_problems(cfg, bench) -> ProblemSet:
     return require_answers(problems, key, bench.drop_unanswered)
 
 
-def generate_responses(cfg, bundle, problems: ProblemSet, bench) -> list[list[str]]:
-    prompts = [bundle.render(r["prompt"]) for r in problems.rows]
-    if cfg.eval.backend == "vllm":
-        from limr_exp.evaluation import vllm_backend
+BACKENDS: Registry = Registry("evaluation backend", "eval.backend")  # name -> generate(cfg, bundle, prompts, bench)
 
-        return vllm_backend.generate(bundle.path, prompts, n=bench.n_samples, temperature=bench.temperature, top_p=bench.top_p,
-                                     max_tokens=cfg.eval.max_new_tokens, tensor_parallel_size=cfg.eval.tensor_parallel_size,
-                                     seed=cfg.seed, gpu_memory_utilization=cfg.eval.gpu_memory_utilization)
+
+@BACKENDS.register("hf")
+def generate_hf(cfg, bundle, prompts: list[str], bench) -> list[str]:
+    """HF `generate` on the loaded policy, in batches of eval.batch_size."""
     from limr_exp.generation import sample
 
-    s = sample(bundle.model, bundle.tokenizer, prompts, bench.n_samples, temperature=bench.temperature, top_p=bench.top_p,
-               max_new_tokens=cfg.eval.max_new_tokens, batch_size=cfg.eval.batch_size, progress=f"eval {bench.name}")
+    return sample(bundle.model, bundle.tokenizer, prompts, bench.n_samples, temperature=bench.temperature, top_p=bench.top_p,
+                  max_new_tokens=cfg.eval.max_new_tokens, batch_size=cfg.eval.batch_size, progress=f"eval {bench.name}").texts
+
+
+@BACKENDS.register("vllm")
+def generate_vllm(cfg, bundle, prompts: list[str], bench) -> list[str]:
+    """One vLLM engine on the checkpoint folder (limr_exp/evaluation/vllm_backend.py)."""
+    from limr_exp.evaluation import vllm_backend
+
+    per_prompt = vllm_backend.generate(bundle.path, prompts, n=bench.n_samples, temperature=bench.temperature, top_p=bench.top_p,
+                                       max_tokens=cfg.eval.max_new_tokens, tensor_parallel_size=cfg.eval.tensor_parallel_size,
+                                       seed=cfg.seed, gpu_memory_utilization=cfg.eval.gpu_memory_utilization)
+    return [text for texts in per_prompt for text in texts]
+
+
+def generate_responses(cfg, bundle, problems: ProblemSet, bench) -> list[list[str]]:
+    """bench.n_samples responses per problem, from the configured backend."""
+    prompts = [bundle.render(r["prompt"]) for r in problems.rows]
+    flat = BACKENDS.get(cfg.eval.backend)(cfg, bundle, prompts, bench)
     n = bench.n_samples
-    return [s.texts[i * n:(i + 1) * n] for i in range(len(problems))]
+    return [flat[i * n:(i + 1) * n] for i in range(len(problems))]
 
 
 def evaluate(cfg, bundle, out: Path, tracker=None, prefix: str = "eval") -> dict:

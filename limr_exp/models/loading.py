@@ -32,6 +32,12 @@ def resolve_device(name: str) -> str:
     return name
 
 
+def chat_messages(model_cfg, problem: str) -> list[dict]:
+    """The conversation a chat model gets for a problem: the model config's system prompt, if any, then the problem."""
+    system = [{"role": "system", "content": model_cfg.system_prompt}] if model_cfg.system_prompt else []
+    return system + [{"role": "user", "content": problem}]
+
+
 @dataclass
 class PolicyBundle:
     model: Any
@@ -43,9 +49,7 @@ class PolicyBundle:
         """The prompt text the model sees for a problem (chat template or plain template)."""
         cfg = self.model_cfg
         if cfg.use_chat_template and getattr(self.tokenizer, "chat_template", None):
-            messages = ([{"role": "system", "content": cfg.system_prompt}] if cfg.system_prompt else []) + [
-                {"role": "user", "content": problem}]
-            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            return self.tokenizer.apply_chat_template(chat_messages(cfg, problem), tokenize=False, add_generation_prompt=True)
         return cfg.prompt_template.format(prompt=problem)
 
 

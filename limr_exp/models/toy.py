@@ -6,12 +6,14 @@ rarely writes that answer in `\\boxed{}` (RL can teach it), and has never seen t
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import shutil
+import time
 from pathlib import Path
 
-from limr_exp.io import give_files_the_usual_mode
+from limr_exp.io import give_files_the_usual_mode, write_json
 from limr_exp.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,7 @@ def build_toy_model(model_cfg, folder: Path, device: str = "cpu") -> Path:
     from limr_exp.models.loading import quiet_transformers
 
     quiet_transformers()
+    t0 = time.perf_counter()
     t = model_cfg.toy
     torch.manual_seed(t.seed)
 
@@ -115,9 +118,21 @@ def build_toy_model(model_cfg, folder: Path, device: str = "cpu") -> Path:
         progress.update(1, loss=loss.item())
     progress.close()
     model.eval().save_pretrained(tmp)
-    (tmp / "build.json").write_text(f'{{"final_loss": {loss.item():.4f}}}\n')
+    write_json(tmp / "build.json", {"final_loss": round(loss.item(), 4), "seconds": round(time.perf_counter() - t0, 3),
+                                    "finished_at": time.time()})
     give_files_the_usual_mode(tmp)
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
     log.info("toy model built in %s (final pretraining loss %.3f)", folder, loss.item())
     return folder
+
+
+def build_seconds(model_cfg, cache_dir, since: float) -> float | None:
+    """How long the toy model's build took, if it was built after `since` (a time.time()), else None."""
+    from limr_exp.models.loading import toy_model_folder
+
+    try:
+        record = json.loads((toy_model_folder(model_cfg, cache_dir) / "build.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return float(record["seconds"]) if record.get("finished_at", 0) >= since and "seconds" in record else None

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from limr_exp.data.problems import ProblemSet
+from limr_exp.data.problems import ProblemSet, text_key
 from limr_exp.registry import Registry
 from limr_exp.trajectories import AccuracyCurves
 
@@ -86,8 +86,8 @@ def scores_for_problems(problems: ProblemSet, history_ids: list[str], history_sc
                 for r in problems.rows:
                     v = by_id.get(r["id"])
                     if v is not None and not np.isnan(v):
-                        twins.setdefault(r["prompt"].strip(), v)
-            s = twins.get(row["prompt"].strip())
+                        twins.setdefault(text_key(r["prompt"]), v)
+            s = twins.get(text_key(row["prompt"]))
         if s is not None:
             out[i] = s
     return out

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from limr_exp.data.problems import text_key
 from limr_exp.errors import ConfigError, DataError
 from limr_exp.selection.base import SelectionContext, SelectionResult, Selector, register, threshold
 from limr_exp.selection.lim import LIMSelector
@@ -82,9 +83,9 @@ class PrecomputedSelector(Selector):
         problems = ctx.problems
         scores = np.full(len(problems), np.nan)
         if key == "prompt":
-            lookup = {k.strip(): v for k, v in zip(keys, values)}
+            lookup = {text_key(k): v for k, v in zip(keys, values)}
             for i, row in enumerate(problems.rows):
-                scores[i] = lookup.get(row["prompt"].strip(), np.nan)
+                scores[i] = lookup.get(text_key(row["prompt"]), np.nan)
         else:
             lookup = dict(zip(keys, values))
             for i, row in enumerate(problems.rows):

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from limr_exp.errors import ConfigError, LimrError
 from limr_exp.io import write_json, write_jsonl, write_text
+from limr_exp.models.loading import chat_messages
 from limr_exp.training.openrlhf_reward import ABORT_FILE
 from limr_exp.trajectories import History, write_table
 
@@ -45,9 +46,7 @@ def write_prompts(problems, model_cfg, path: Path, is_eval: bool = False) -> tup
     for r in problems.rows:
         label = json.dumps({"answer": r["answer"], "id": r["id"], **({"eval": True} if is_eval else {})}, ensure_ascii=False)
         if chat:
-            messages = ([{"role": "system", "content": model_cfg.system_prompt}] if model_cfg.system_prompt else []) + [
-                {"role": "user", "content": r["prompt"]}]
-            rows.append({"context_messages": messages, "label": label})
+            rows.append({"context_messages": chat_messages(model_cfg, r["prompt"]), "label": label})
         else:
             rows.append({"prompt": r["prompt"], "label": label})
     write_jsonl(path, rows)
