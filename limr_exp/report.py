@@ -24,6 +24,7 @@ from limr_exp.run_folder import read_status
 
 from limr_exp.io import atomic_path, write_text
 
+MARKERS = "osD^vP*X"
 KEY_COLUMNS = ["selector.name", "theta", "seed", "selector.size", "dataset.name", "model.name", "ppo.name",
                "ppo.advantage_estimator", "trainer.name", "eval.name"]
 
@@ -162,12 +163,16 @@ def plot_accuracy_vs_theta(frame: pd.DataFrame, path: Path) -> bool:
     fig = new_figure()
     ax = fig.add_subplot()
     by_theta = ok[ok["selector.name"].isin(["lim", "linear", "variance", "learnability"]) & ok["theta"].notna()]
-    for name, g in by_theta.groupby("selector.name"):
+    span = float(np.ptp(ok["theta"].dropna())) if ok["theta"].notna().any() else 1.0
+    for k, (name, g) in enumerate(by_theta.groupby("selector.name")):
         stats = g.groupby("theta")["eval/avg"].agg(["mean", "std"]).reset_index()
-        ax.errorbar(stats["theta"], 100 * stats["mean"], yerr=100 * stats["std"].fillna(0), marker="o", capsize=3, label=name)
+        nudge = 0.01 * (span or 1.0) * (k - 1)  # equal curves stay visible side by side
+        ax.errorbar(stats["theta"] + nudge, 100 * stats["mean"], yerr=100 * stats["std"].fillna(0), marker=MARKERS[k % len(MARKERS)],
+                    capsize=3, label=name)
     colors = iter(["#555555", "#c44e52", "#8172b2", "#ccb974"])
+    styles = iter(["--", "-.", (0, (5, 2, 1, 2)), (0, (1, 1))])
     for name, g in ok[~ok.index.isin(by_theta.index)].groupby("selector.name"):
-        ax.axhline(100 * g["eval/avg"].mean(), linestyle="--", color=next(colors, "#999999"), label=f"{name} (baseline)")
+        ax.axhline(100 * g["eval/avg"].mean(), linestyle=next(styles, "--"), color=next(colors, "#999999"), label=f"{name} (baseline)")
     if "eval_base/avg" in ok and ok["eval_base/avg"].notna().any():
         ax.axhline(100 * ok["eval_base/avg"].mean(), linestyle=":", color="black", label="base model")
     return _finish(fig, ax, path, "θ (LIM threshold)", "evaluation accuracy, mean over benchmarks (%)",
@@ -184,9 +189,11 @@ def plot_subset_size(frame: pd.DataFrame, path: Path) -> bool:
         return False
     fig = new_figure()
     ax = fig.add_subplot()
-    for name, sub in g.groupby("selector.name"):
+    span = float(np.ptp(g["theta"])) or 1.0
+    for k, (name, sub) in enumerate(g.groupby("selector.name")):
         stats = sub.groupby("theta")["n_selected"].mean().reset_index()
-        ax.plot(stats["theta"], stats["n_selected"], marker="o", label=name)
+        ax.plot(stats["theta"] + 0.01 * span * (k - 1), stats["n_selected"], marker=MARKERS[k % len(MARKERS)],
+                linestyle=["-", "--", "-.", ":"][k % 4], label=name)  # nudged: equal sizes stay visible
     return _finish(fig, ax, path, "θ", "prompts selected", "Subset size vs θ")
 
 
@@ -322,7 +329,7 @@ def plot_curves_by_arm(frame: pd.DataFrame, path: Path, kind: str) -> bool:
     data = frame.copy()
     data["arm"] = arm_labels(data)
     colors = _arm_colors(list(dict.fromkeys(data["arm"])))
-    markers = "osD^vP*X"
+    markers = MARKERS
     fig = new_figure()
     ax = fig.add_subplot()
     drawn, bench = 0, None
