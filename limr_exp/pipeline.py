@@ -48,11 +48,11 @@ def reward_history(cfg: DictConfig, problems: ProblemSet, tracker: Tracker | Non
     return probe_history(cfg, problems, tracker)
 
 
-def report_curves(history, theta: float, tracker: Tracker):
+def report_curves(curves, theta: float, tracker: Tracker):
     """Log the history's Figure-2a groups and the score of a never-solved prompt; warn when that is >= theta."""
-    from limr_exp.trajectories import AccuracyCurves, curve_summary
+    from limr_exp.trajectories import curve_summary
 
-    summary = curve_summary(AccuracyCurves.from_history(history))
+    summary = curve_summary(curves)
     if summary["curves/prompts"]:
         log.info("reward history: %d prompts x %d epochs; %.0f%% stay at 0, %.0f%% start >= 0.9, %.0f%% improve by >= 0.25; "
                  "mean accuracy %.2f -> %.2f", summary["curves/prompts"], summary["curves/epochs"],
@@ -86,9 +86,10 @@ def select_stage(cfg: DictConfig, problems: ProblemSet, out: Path, tracker: Trac
         t = time.perf_counter()
         history = reward_history(cfg, problems, tracker)
         timings["probe" if cfg.trajectories.path is None else "history"] = time.perf_counter() - t
-        report_curves(history, theta, tracker)
     t = time.perf_counter()
     ctx = SelectionContext(problems, theta, cfg.seed, cfg.selector, history)
+    if history is not None:
+        report_curves(ctx.curves, theta, tracker)
     result = selector.select(ctx)
     write_scores_table(sel_dir / "scores.parquet", result.ids, result.scores, result.selected)
     if history is not None and result.curve_scores is not None:
@@ -205,6 +206,7 @@ def run(cfg: DictConfig, sweep_dir: Path | None = None, job_num: int | None = No
             from limr_exp.cpus import torch_threads
 
             torch.set_num_threads(cfg.threads or torch_threads())
+            log.info("torch: %d thread(s) (threads=%s)", torch.get_num_threads(), cfg.threads)
         t = time.perf_counter()
         problems = load_problems(cfg.dataset)
         if cfg.dataset.drop_unanswered or runs_probe(cfg):  # a probe trains on every problem: check them all now
