@@ -103,7 +103,7 @@ class ModelConfig:
     prompt_template: str = "{prompt}"  # used when the tokenizer has no chat template or use_chat_template is false
     use_chat_template: bool = True
     system_prompt: Optional[str] = None
-    dtype: str = "auto"  # auto | float32 | bfloat16 | float16
+    dtype: str = MISSING  # auto | float32 | bfloat16 | float16
     toy: Optional[ToyModelConfig] = None
 
 
@@ -157,9 +157,9 @@ class BenchmarkConfig:
 class EvalConfig:
     name: str = MISSING
     backend: str = "hf"  # hf | vllm
-    batch_size: int = 32
-    max_new_tokens: int = 512
-    benchmarks: List[BenchmarkConfig] = field(default_factory=list)
+    batch_size: int = MISSING
+    max_new_tokens: int = MISSING
+    benchmarks: List[BenchmarkConfig] = MISSING
     evaluate_base: bool = True  # also evaluate the base model (cached) into eval/base_metrics.json
     tensor_parallel_size: Optional[int] = None  # vllm: null = the most visible GPUs that divide the attention heads
     gpu_memory_utilization: float = 0.8  # vllm: the engine's share of GPU memory

@@ -78,6 +78,18 @@ def test_no_option_file_repeats_a_schema_default():
     assert twice == [], "these values are also the dataclass default: keep one definition"
 
 
+def test_no_schema_default_is_overridden_by_every_option_of_its_group():
+    """A default that every option replaces is dead: the value belongs in the options (the field MISSING)."""
+    dead = []
+    for group, cls in GROUP_SCHEMAS.items():
+        files = [OmegaConf.to_container(OmegaConf.load(p), resolve=False) for p in sorted((CONF_DIR / group).glob("*.yaml"))]
+        for f in dataclasses.fields(cls):
+            default = _default(f)
+            if default is not dataclasses.MISSING and default != "???" and len(files) > 1 and all(f.name in d for d in files):
+                dead.append(f"{group}.{f.name}")
+    assert dead == []
+
+
 def test_config_yaml_values_have_no_second_default_in_the_schema():
     node = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "config.yaml"), resolve=False)
     for key in ("defaults", "hydra"):
