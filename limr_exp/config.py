@@ -150,7 +150,7 @@ class BenchmarkConfig:
     temperature: float = 0.0  # 0 = greedy
     top_p: float = 1.0
     drop_unanswered: bool = False  # true drops rows whose answer is null/blank (else they stop the run)
-    group_by: Optional[str] = None  # a problem field (toy: family; MATH500: level) to report accuracy per value of
+    group_by: Optional[str] = None  # a problem field (toy: family; MATH: level) to report accuracy per value of
 
 
 @dataclass

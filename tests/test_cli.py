@@ -133,3 +133,12 @@ def test_training_on_problems_without_a_reference_stops_with_one_line(tmp_path):
     assert r.stderr.strip().splitlines()[-1] == (
         f"limr-exp: error: dataset.path={data}: 1 problem(s) have no reference answer (row 1 (id b)): "
         "fix them, or set dataset.drop_unanswered=true to leave them out")
+
+
+@pytest.mark.slow
+def test_grouping_by_a_field_the_problems_lack_is_one_line(tmp_path):
+    r = cli("experiment=smoke", "stages=[eval]", "logger=[]", "eval.benchmarks.0.group_by=level", f"cache_dir={tmp_path}/cache",
+            f"hydra.run.dir={tmp_path}/run")
+    err = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 2 and len(err) == 1, r.stderr
+    assert err[0].startswith("limr-exp: error: eval.benchmarks[toy_test].group_by=level: no problem of toy_test has that field")

@@ -75,6 +75,9 @@ def evaluate(cfg, bundle, out: Path, tracker=None, prefix: str = "eval") -> dict
     results = {}
     for bench in cfg.eval.benchmarks:
         problems = benchmark_problems(cfg, bench)
+        if bench.group_by is not None and not any(bench.group_by in r for r in problems.rows):
+            raise ConfigError(f"eval.benchmarks[{bench.name}].group_by={bench.group_by}: no problem of {bench.name} has that "
+                              f"field (they have {', '.join(sorted(problems.rows[0])) if len(problems) else 'no rows'})")
         responses = generate_responses(cfg, bundle, problems, bench)
         flat = [r for rs in responses for r in rs]
         answers = [p["answer"] for p, rs in zip(problems.rows, responses) for _ in rs]
