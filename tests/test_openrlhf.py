@@ -415,7 +415,19 @@ def test_vllm_real_evaluation(tmp_path):
     (["trainer=openrlhf", "model=qwen2.5_math_7b", "ppo.max_steps=30"], "ppo.max_steps is a local-trainer setting"),
 ])
 def test_bad_openrlhf_input_is_one_line(tmp_path, overrides, message):
+    from limr_exp.errors import LimrError
+    from limr_exp.pipeline import run
+
+    cfg = compose_cfg(["experiment=smoke", "stages=[train]", "logger=[]", f"cache_dir={tmp_path}/cache", "trainer.gpus_per_node=1",
+                       "ppo.max_steps=null", *overrides], output_dir=tmp_path / "run")
+    with pytest.raises(LimrError) as e:
+        run(cfg)
+    assert message in str(e.value) and "\n" not in str(e.value)
+    assert not (tmp_path / "run" / "train").exists()  # nothing trained, nothing written
+
+
+def test_bad_openrlhf_input_via_the_cli_is_one_line_on_stderr(tmp_path):
     r = cli("experiment=smoke", "stages=[train]", "logger=[]", f"cache_dir={tmp_path}/cache", f"hydra.run.dir={tmp_path}/run",
-            "trainer.gpus_per_node=1", "ppo.max_steps=null", *overrides)
+            "trainer.gpus_per_node=1", "trainer=openrlhf", "model=qwen2.5_math_7b", "ppo.max_steps=null")
     err = [line for line in r.stderr.splitlines() if line.strip()]
-    assert r.returncode != 0 and len(err) == 1 and message in err[0] and "Traceback" not in r.stderr, r.stderr
+    assert r.returncode == 2 and len(err) == 1 and "needs OpenRLHF" in err[0] and "Traceback" not in r.stderr, r.stderr
