@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from limr_exp.errors import LimrError
@@ -37,13 +38,37 @@ class Interrupted(BaseException):
         return 128 + self.signum
 
 
+_deferring = 0  # open signals_deferred() blocks
+_pending: int | None = None  # a signal that arrived inside one
+
+
 def raise_on_signals() -> None:
-    """SIGINT and SIGTERM raise `Interrupted` in the main thread (a cluster's preemption sends SIGTERM)."""
+    """SIGINT and SIGTERM raise `Interrupted` in the main thread (a cluster's preemption sends SIGTERM),
+    at once, or at the end of a `signals_deferred()` block."""
     def handler(signum, frame):
+        global _pending
+        if _deferring:
+            _pending = signum
+            return
         raise Interrupted(signum)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, handler)
+
+
+@contextmanager
+def signals_deferred():
+    """A signal arriving inside the block is raised when it ends: a tracker's database write (MLflow's
+    SQLite store, W&B's record) is never cut in half, and its library never sees the interruption."""
+    global _deferring, _pending
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+        if not _deferring and _pending is not None:
+            signum, _pending = _pending, None
+            raise Interrupted(signum)
 
 
 def outcome(exc: BaseException | None) -> tuple[str, str | None]:

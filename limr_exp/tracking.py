@@ -19,6 +19,7 @@ from typing import Any, Mapping
 from limr_exp.errors import ConfigError
 from limr_exp.io import write_json
 from limr_exp.registry import Registry
+from limr_exp.run_folder import outcome, signals_deferred
 
 log = logging.getLogger("limr_exp")
 
@@ -253,39 +254,44 @@ class Tracker:
         self.status = "finished"
         self.error: str | None = None
         try:
-            for name, opts in (logger_cfg or {}).items():
-                self.backends.append(LOGGERS.get(name)(info, **dict(opts or {})))
-        except BaseException:
-            self.status = "failed"
+            with signals_deferred():
+                for name, opts in (logger_cfg or {}).items():
+                    self.backends.append(LOGGERS.get(name)(info, **dict(opts or {})))
+        except BaseException as e:
+            self.status, self.error = outcome(e)
             self.close()
             raise
 
+    # Every call to the loggers finishes before a SIGINT/SIGTERM is raised (run_folder.signals_deferred).
+
     def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
-        for b in self.backends:
-            b.log(metrics, step)
+        with signals_deferred():
+            for b in self.backends:
+                b.log(metrics, step)
 
     def log_artifact(self, path: Path, kind: str) -> None:
-        for b in self.backends:
-            b.log_artifact(Path(path), kind)
+        with signals_deferred():
+            for b in self.backends:
+                b.log_artifact(Path(path), kind)
 
     def log_table(self, name: str, rows: list[dict]) -> None:
-        for b in self.backends:
-            b.log_table(name, rows)
+        with signals_deferred():
+            for b in self.backends:
+                b.log_table(name, rows)
 
     def close(self) -> None:
         """Close every logger with the run's status (finished, failed or interrupted)."""
-        for b in self.backends:
-            try:
-                b.finish(self.status)
-            except Exception as e:  # a logger failing to close must not hide the run's own outcome
-                log.warning("closing a logger failed: %s", e)
-        self.backends = []
+        with signals_deferred():
+            for b in self.backends:
+                try:
+                    b.finish(self.status)
+                except Exception as e:  # a logger failing to close must not hide the run's own outcome
+                    log.warning("closing a logger failed: %s", e)
+            self.backends = []
 
     def __enter__(self) -> "Tracker":
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        from limr_exp.run_folder import outcome
-
         self.status, self.error = outcome(exc)
         self.close()

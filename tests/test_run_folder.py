@@ -255,3 +255,29 @@ def test_a_corrupt_probe_cache_names_the_cache_and_says_deleting_it_is_safe(tmp_
     err = [line for line in r.stderr.splitlines() if line.strip()]
     assert r.returncode == 2 and len(err) == 1
     assert err[0] == f"limr-exp: error: the cached probe run {table.parent} is corrupt: delete that folder (it is safe: the next run trains the probe again)"
+
+
+def test_a_signal_inside_a_tracker_call_is_raised_when_the_call_ends():
+    """MLflow's SQLAlchemy store logs a traceback when an interruption lands inside a write: tracker calls
+    finish first, then the interruption is raised (once)."""
+    from limr_exp.run_folder import Interrupted, raise_on_signals, signals_deferred
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        raise_on_signals()
+        finished = []
+        with pytest.raises(Interrupted) as e:
+            with signals_deferred():
+                with signals_deferred():  # nested blocks raise at the outermost end
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    finished.append("inner")
+                finished.append("outer")
+        assert finished == ["inner", "outer"] and e.value.exit_code == 143
+        with pytest.raises(Interrupted):  # outside a block: at once
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+        with signals_deferred():  # nothing pending any more
+            pass
+    finally:
+        for s, h in saved.items():
+            signal.signal(s, h)
