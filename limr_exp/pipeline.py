@@ -253,10 +253,9 @@ def with_model_build(cfg: DictConfig, timings: dict, started: float) -> dict:
     first = next((stage for stage in ("probe", "train", "eval") if stage in timings), None)
     if seconds is None or first is None:
         return timings
-    timings = dict(timings)
-    timings[first] = max(0.0, timings[first] - seconds)
+    merged = {**timings, first: max(0.0, timings[first] - seconds), "model build": seconds}
     order = ["start", "model build", "probe", "history", "select", "train", "eval"]
-    return {k: ({"model build": seconds} | timings)[k] for k in order if k in timings or k == "model build"}
+    return {k: merged[k] for k in order if k in merged}
 
 
 def plot_run_curves(out: Path, name: str) -> bool:

@@ -62,22 +62,29 @@ def reward_curve(job: Path, key: str = "train/reward_mean") -> list[tuple[int, f
     return [(r["step"], r[key]) for r in training_steps(job) if key in r]
 
 
+def is_benchmark_accuracy(key: str) -> bool:
+    """eval/<benchmark>/acc (not a family's eval/<benchmark>/<family>/acc, nor eval/avg)."""
+    return key.startswith("eval/") and key.endswith("/acc") and key.count("/") == 2
+
+
+def benchmark_accuracies(metrics_file: Path) -> dict[str, float]:
+    """{benchmark: accuracy} of a metrics.json."""
+    return {b: r["acc"] for b, r in json.loads(metrics_file.read_text())["benchmarks"].items()}
+
+
 def evaluation_curve(job: Path, steps: list[dict] | None = None) -> list[tuple[int, dict[str, float]]]:
     """[(step, {benchmark: accuracy})]: the base model at step 0, evaluations during training, the final one."""
     steps = training_steps(job) if steps is None else steps
     points = []
-    base = job / "eval" / "base_metrics.json"
+    base, final = job / "eval" / "base_metrics.json", job / "eval" / "metrics.json"
     if base.exists():
-        points.append((0, {b: r["acc"] for b, r in json.loads(base.read_text())["benchmarks"].items()}))
+        points.append((0, benchmark_accuracies(base)))
     for row in steps:
-        accs = {k[len("eval/"):-len("/acc")]: v for k, v in row.items()
-                if k.startswith("eval/") and k.endswith("/acc") and k.count("/") == 2}
+        accs = {k.split("/")[1]: v for k, v in row.items() if is_benchmark_accuracy(k)}
         if accs:
             points.append((row["step"], accs))
-    final = job / "eval" / "metrics.json"
     if final.exists():
-        last = max((r["step"] for r in steps), default=0)
-        points.append((last, {b: r["acc"] for b, r in json.loads(final.read_text())["benchmarks"].items()}))
+        points.append((max((r["step"] for r in steps), default=0), benchmark_accuracies(final)))
     return points
 
 
@@ -201,7 +208,7 @@ def plot_subset_size(frame: pd.DataFrame, path: Path) -> bool:
 
 def metric_columns(frame: pd.DataFrame) -> list[str]:
     """The headline accuracies: eval/<benchmark>/acc per benchmark, then eval/avg."""
-    benches = [c for c in frame.columns if c.startswith("eval/") and c.endswith("/acc") and c.count("/") == 2]
+    benches = [c for c in frame.columns if is_benchmark_accuracy(c)]
     return benches + (["eval/avg"] if "eval/avg" in frame.columns and len(benches) > 1 else [])
 
 

@@ -194,8 +194,9 @@ class LocalPPOTrainer:
     def __init__(self, cfg, problems: ProblemSet, out: Path, tracker=None, *, num_episodes: int | None = None,
                  max_steps: int | None | str = "ppo", seed: int | None = None, namespace: str = "train", device: str = "cpu",
                  on_step=None):
-        """`num_episodes`/`max_steps`/`seed` default to the ppo config's and the run's; `on_step(step, model)`
-        is called after every rollout step and returns metrics to log at that step (evaluation)."""
+        """`num_episodes`/`max_steps`/`seed` default to the ppo config's (`max_steps=None`: no step cap) and the
+        run's; `on_step(step, model, last)` is called after every rollout step and returns metrics to log at
+        that step (the pipeline's evaluation during training)."""
         self.cfg, self.ppo, self.problems, self.out = cfg, cfg.ppo, problems, Path(out)
         self.tracker, self.namespace, self.device, self.on_step = tracker, namespace, device, on_step
         self.num_episodes = num_episodes or self.ppo.num_episodes
