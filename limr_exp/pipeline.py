@@ -200,7 +200,8 @@ def run(cfg: DictConfig, sweep_dir: Path | None = None, job_num: int | None = No
     summary: dict = {"timings": {}}
     with RunFolder(out):  # the lock and a truthful status.json, from the first moment to the last
         validate(cfg)  # every check before any tracker starts or any work is done
-        if {"train", "eval"} & set(cfg.stages) or runs_probe(cfg):
+        probe = runs_probe(cfg)
+        if {"train", "eval"} & set(cfg.stages) or probe:
             import torch
 
             from limr_exp.cpus import torch_threads
@@ -209,7 +210,7 @@ def run(cfg: DictConfig, sweep_dir: Path | None = None, job_num: int | None = No
             log.info("torch: %d thread(s) (threads=%s)", torch.get_num_threads(), cfg.threads)
         t = time.perf_counter()
         problems = load_problems(cfg.dataset)
-        if cfg.dataset.drop_unanswered or runs_probe(cfg):  # a probe trains on every problem: check them all now
+        if cfg.dataset.drop_unanswered or probe:  # a probe trains on every problem: check them all now
             problems = require_answers(problems, "dataset", cfg.dataset.drop_unanswered)
         summary["n_prompts"] = len(problems)
         with Tracker(cfg.logger, run_info(cfg, out, sweep_dir, job_num)) as tracker:

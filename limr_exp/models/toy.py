@@ -1,7 +1,8 @@
 """The toy world's base model: a byte-level BPE tokenizer trained locally and a tiny
 Qwen2-architecture model briefly pretrained (next-token) on solved problems of some families, so that
 like Qwen2.5-Math on MATH it starts with partial skill: it solves one family, computes another but
-rarely writes that answer in `\\boxed{}` (RL can teach it), and has never seen the third. Built once, cached by a hash of its config, saved in HF format.
+rarely writes that answer in `\\boxed{}` (RL can teach it), and has never seen the third. Built once,
+cached by a hash of its config, saved in HF format.
 """
 
 from __future__ import annotations
@@ -36,11 +37,10 @@ def pretraining_corpus(model_cfg, n: int, seed: int) -> list[str]:
     if not rates:
         raise ConfigError("model.toy.pretrain_families is empty: give the families the base model sees, with the share "
                           "of their answers boxed, e.g. {add: 1.0, sub: 0.15}")
+    families = [family(name) for name in rates]  # an unknown name is one line
     for name, rate in rates.items():
-        family(name)
         if not 0.0 <= rate <= 1.0:
             raise ConfigError(f"model.toy.pretrain_families.{name}={rate} must be a share of boxed answers in [0, 1]")
-    families = [family(name) for name in rates]
     texts = []
     for i in range(n):
         fam = families[i % len(families)]
@@ -99,24 +99,23 @@ def build_toy_model(model_cfg, folder: Path, device: str = "cpu") -> Path:
     enc = [tokenizer(text)["input_ids"] for text in corpus]
     rng = random.Random(t.seed)
     model.train()
-    progress = Progress("pretraining the toy model", t.pretrain_steps)
-    for _ in range(t.pretrain_steps):
-        batch = [enc[rng.randrange(len(enc))] for _ in range(t.pretrain_batch_size)]
-        width = max(map(len, batch))
-        ids = torch.full((len(batch), width), tokenizer.pad_token_id)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, seq in enumerate(batch):
-            ids[i, :len(seq)] = torch.tensor(seq)
-            mask[i, :len(seq)] = 1
-        labels = ids.masked_fill(mask == 0, -100)
-        loss = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)).loss
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        progress.update(1, loss=loss.item())
-    progress.close()
+    with Progress("pretraining the toy model", t.pretrain_steps) as progress:
+        for _ in range(t.pretrain_steps):
+            batch = [enc[rng.randrange(len(enc))] for _ in range(t.pretrain_batch_size)]
+            width = max(map(len, batch))
+            ids = torch.full((len(batch), width), tokenizer.pad_token_id)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for i, seq in enumerate(batch):
+                ids[i, :len(seq)] = torch.tensor(seq)
+                mask[i, :len(seq)] = 1
+            labels = ids.masked_fill(mask == 0, -100)
+            loss = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)).loss
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            progress.update(1, loss=loss.item())
     model.eval().save_pretrained(tmp)
     write_json(tmp / "build.json", {"final_loss": round(loss.item(), 4), "seconds": round(time.perf_counter() - t0, 3),
                                     "finished_at": time.time()})

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from limr_exp.data.problems import ProblemSet
+from limr_exp.data.problems import ProblemSet, require_answers
 from limr_exp.errors import ConfigError, DataError, LimrError
 from limr_exp.generation import position_ids, sample
 from limr_exp.io import give_files_the_usual_mode, read_jsonl, write_json, write_jsonl
@@ -213,8 +213,7 @@ class LocalPPOTrainer:
         if p.advantage_estimator not in NEEDS_CRITIC and p.n_samples_per_prompt < 2:
             raise ConfigError(f"ppo.advantage_estimator={p.advantage_estimator} compares samples of a prompt: "
                               "set ppo.n_samples_per_prompt to 2 or more")
-        if any(r["answer"] is None or not str(r["answer"]).strip() for r in problems.rows):
-            raise DataError("the training set has problems without an answer: every problem needs a reference answer")
+        require_answers(problems, "dataset", drop=False)  # no reference, no pay: one line naming the rows
 
     # -- checkpoints
     @property
