@@ -17,6 +17,7 @@ class Samples:
     attention_mask: torch.Tensor  # (N, P + R)
     action_mask: torch.Tensor  # (N, R) 1 on response tokens up to and including EOS
     texts: list[str]  # decoded responses (special tokens dropped)
+    ended: list[bool]  # response i stopped at EOS (False: cut at max_new_tokens)
 
     @property
     def response_width(self) -> int:
@@ -62,9 +63,10 @@ def sample(model, tokenizer, prompts: list[str], n: int, *, temperature: float, 
         bar.close()
     p_width = max(c[0].shape[1] for c in chunks)
     r_width = max(max(c[2].shape[1] for c in chunks), 1)
-    seqs, attn, acts, texts = [], [], [], []
+    seqs, attn, acts, texts, ended = [], [], [], [], []
     for ids, mask, resp in chunks:
         b = ids.shape[0]
+        ended += (resp == eos_id).any(dim=1).tolist() if resp.shape[1] else [False] * b
         left = torch.full((b, p_width - ids.shape[1]), pad_id, device=device)
         right = torch.full((b, r_width - resp.shape[1]), pad_id, device=device)
         resp = torch.cat([resp, right], dim=1)
@@ -76,4 +78,4 @@ def sample(model, tokenizer, prompts: list[str], n: int, *, temperature: float, 
         acts.append(act)
         for row, m in zip(resp, act):
             texts.append(tokenizer.decode(row[m.bool()], skip_special_tokens=True))
-    return Samples(torch.cat(seqs), torch.cat(attn), torch.cat(acts), texts)
+    return Samples(torch.cat(seqs), torch.cat(attn), torch.cat(acts), texts, ended)

@@ -73,12 +73,14 @@ def json_error_reason(e: Exception, data: bytes) -> str:
     """Why `data` could not be decoded as JSON, in words a user can act on (file offsets included)."""
     import re
 
-    if isinstance(e, UnicodeDecodeError):
+    if isinstance(e, UnicodeDecodeError) or "Invalid UTF-8" in str(e):  # msgspec >= 0.23 says it in its own words
         try:
             data.decode("utf-8")
             at = e.start
         except UnicodeDecodeError as whole:  # the offset in the file, not in one decoded string
             at = whole.start
+        else:
+            return f"it is not valid JSON ({e})"
         return f"byte {at} (0x{data[at]:02x}) is not UTF-8 text: re-save the file as UTF-8"
     if "truncated" in str(e):
         return "it ends in the middle of a value: the file is truncated (re-export it)"

@@ -222,7 +222,9 @@ def test_reward_file_under_openrlhfs_calling_convention(dry_run, tmp_path):
     prompt = ("<|im_start|>system\nPlease reason step by step, and put your final answer within \\boxed{}.<|im_end|>\n"
               "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n")
     cases = [(prompt + "2+2 = 4, so \\boxed{4}.<|im_end|>", "4", 1.0), (prompt + "\\boxed{5}<|im_end|>", "4", -0.5),
-             (prompt + "no box<|endoftext|>", "4", -1.0), (prompt[:-3] + "so \\boxed{4}", "4", 1.0)]
+             (prompt + "no box<|endoftext|>", "4", -1.0),
+             (prompt[:-3] + "so \\boxed{4}<|im_end|>", "4", 1.0),  # the response found after the last assistant marker
+             (prompt + "so \\boxed{4}", "4", -1.0)]  # cut at the token limit: the presets pay -1, as LIMR's RM server
     results = {}
 
     def call(i, query, answer):  # OpenRLHF: asyncio.to_thread(reward_func, [query], [prompt], [label])
@@ -238,7 +240,7 @@ def test_reward_file_under_openrlhfs_calling_convention(dry_run, tmp_path):
         out = results[i]
         assert set(out) == {"rewards", "scores", "extra_logs"} and out["rewards"].tolist() == [expected]
     records = [json.loads(line) for f in (dry_run / "train" / "rewards").glob("rewards-*.jsonl") for line in f.read_text().splitlines()]
-    assert sorted(r["prompt_id"] for r in records) == ["q0", "q1", "q2", "q3"]
+    assert sorted(r["prompt_id"] for r in records) == ["q0", "q1", "q2", "q3", "q4"]
 
 
 def drive_like_openrlhf(reward_func, calls):

@@ -7,6 +7,8 @@ hash of model, suite and reward settings.
 
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 import shutil
 from pathlib import Path
@@ -70,7 +72,9 @@ def evaluate(cfg, bundle, out: Path, tracker=None, prefix: str = "eval") -> dict
     import torch
 
     out = Path(out)
-    settings = RewardSettings.from_cfg(cfg.reward)
+    # accuracy is about the answer: a response cut at the token limit is judged on its text (the backends
+    # return decoded text without end tokens), whatever reward.require_end_token says for training
+    settings = dataclasses.replace(RewardSettings.from_cfg(cfg.reward), require_end_token=False)
     torch.manual_seed(cfg.seed)
     results = {}
     for bench in cfg.eval.benchmarks:

@@ -19,7 +19,7 @@ from functools import lru_cache
 
 from limr_exp.rewards.normalize import (as_rational, canonical, enclosed, light_clean, normalize, split_top_level,
                                         strip_outer_parens, without_commands)
-from limr_exp.rewards.numeric import evaluate, letters
+from limr_exp.rewards.numeric import evaluate, exact_value, letters
 
 FLOAT_ROUNDING = 6  # Math-Verify rounds a float to 6 decimal places before comparing
 # two values further apart than this differ after any rounding to FLOAT_ROUNDING places
@@ -156,16 +156,80 @@ def _spellings(answer: str) -> tuple[str, str, str, bool]:
 
 
 _PLAIN = re.compile(r"-?\d{1,30}(?:\.\d{1,30})?")
+_DECIMAL = re.compile(r"\d\.\d|(?<!\d)\.\d|\d\.(?!\d)")
+_IMAGINARY_UNIT = re.compile(r"(?<![A-Za-z\\])i(?![A-Za-z])")
+_TRIG = re.compile(r"\\(?:sin|cos|tan|cot|sec|csc)(?![A-Za-z])")
+_CLOCK = re.compile(r"(?P<h>\d{1,2}):(?P<m>\d{2})(?::(?P<s>\d{2}))?")
+# a relative gap this large between two values that Math-Verify's 6-place rounding would call equal
+# is no rounding of one value: tiny values (1e-8 and 2e-8) are different numbers
+_TINY_REL_GAP = Fraction(1, 1000)
+
+
+def _exact_verdict(gold: str, pred: str) -> bool | None:
+    """Both sides exact closed forms (over the rationals, or Q(i) when `i` occurs and nothing else is a
+    letter): decided exactly. With a decimal on either side, a decimal may be a rounding of the other
+    side, so only "equal", "far apart" or "tiny and relatively apart" are decided."""
+    imaginary = bool(_IMAGINARY_UNIT.search(gold) or _IMAGINARY_UNIT.search(pred))
+    if imaginary and (letters(gold) | letters(pred)) - _IMAGINARY:
+        return None
+    g, p = exact_value(gold, imaginary), exact_value(pred, imaginary)
+    if g is None or p is None:
+        return None
+    if g == p:
+        return True
+    if imaginary:
+        return None  # equal as complex numbers is proven above; "not equal" is Math-Verify's to say
+    if not (_DECIMAL.search(gold) or _DECIMAL.search(pred)):
+        return False
+    gap = abs(g.re - p.re)
+    if gap > _PROVABLY_APART or gap > _TINY_REL_GAP * max(abs(g.re), abs(p.re)):
+        return False
+    return None
+
+
+def _degrees_verdict(gold: str, pred: str) -> bool | None:
+    """Trigonometric values in degrees (\\sin 30^\\circ = \\frac12), which Math-Verify misreads: "equal"
+    when both sides evaluate to the same number; anything else is left to Math-Verify."""
+    if not (_TRIG.search(gold) or _TRIG.search(pred)) or letters(gold) or letters(pred):
+        return None
+    g, p = evaluate(gold), evaluate(pred)
+    if g is not None and p is not None and math.isclose(g, p, rel_tol=1e-9, abs_tol=1e-12):
+        return True
+    return None
+
+
+def _clock_verdict(gold: str, pred: str) -> bool | None:
+    """20:34 and 20:34:00 (and 8:30 and 08:30) are one time of day."""
+    g, p = _CLOCK.fullmatch(gold), _CLOCK.fullmatch(pred)
+    if g and p and (g["s"] or p["s"]):
+        if [int(g[k] or 0) for k in "hms"] == [int(p[k] or 0) for k in "hms"]:
+            return True
+    return None
+
+
+def fast_verdict(gold: str, pred: str) -> bool | None:
+    """What can be proven without Math-Verify: True, False, or None (undecided). Pure Python on short
+    strings, so a caller may run it in its own thread without a time budget."""
+    g, _, gn, g_scaled = _spellings(gold)
+    p, _, pn, p_scaled = _spellings(pred)
+    if _degrees_verdict(g, p) or _clock_verdict(gn, pn):
+        return True
+    verdict = decide_fast(gn, pn)
+    if verdict is None:
+        verdict = _exact_verdict(gn, pn)
+    if verdict is True or (verdict is False and not (g_scaled or p_scaled)):
+        return verdict
+    return None
 
 
 @lru_cache(maxsize=100_000)
 def equal(gold: str, pred: str) -> bool:
     """Full decision (may call Math-Verify; run it where a time budget is enforced)."""
-    g, gc, gn, g_scaled = _spellings(gold)
-    p, pc, pn, p_scaled = _spellings(pred)
-    verdict = decide_fast(gn, pn)
-    if verdict is True or (verdict is False and not (g_scaled or p_scaled)):
+    verdict = fast_verdict(gold, pred)
+    if verdict is not None:
         return verdict
     from limr_exp.rewards.verifier import verify_pair
 
+    g, gc, _, _ = _spellings(gold)
+    p, pc, _, _ = _spellings(pred)
     return verify_pair(g, p) or ((gc, pc) != (g, p) and verify_pair(gc, pc))

@@ -90,6 +90,20 @@ def repeated(text: str, min_span: int, min_repeats: int, max_span: int = 200) ->
     return False
 
 
+def end_of_response(response: str, settings, ended: bool | None = None) -> tuple[str, str | None]:
+    """(the text to judge, None) or (text, "no_end_token"), as LIMR's RM server reads a response: only the
+    text before the first end token counts (what follows it was never the model's answer), and with
+    `settings.require_end_token` a response without one (cut at the token limit) is a format error.
+    `ended` is the generator's own word (decoded text has no special tokens): True stopped at an end
+    token, False cut at the limit, None read from the text."""
+    cut = min((i for i in (response.find(t) for t in settings.end_tokens if t) if i >= 0), default=-1)
+    if cut >= 0:
+        return response[:cut], None
+    if settings.require_end_token and not ended:
+        return response, "no_end_token"
+    return response, None
+
+
 def format_problem(response: str, settings) -> tuple[str | None, str | None]:
     """(extracted answer, None) for a well-formed response, or (None | answer, reason) for a format error."""
     ex = last_boxed(response)

@@ -20,6 +20,8 @@ _TRAILING_UNITS = re.compile(r"^(.*?\d)\s*\\(?:text|mbox|mathrm)\s*\{\s*[a-zA-Z]
 _LHS = re.compile(r"^\s*[a-zA-Z](?:_\{?\w+\}?)?\s*=\s*(?P<rhs>[^=<>]+)$")
 _MIXED = re.compile(r"^(?P<sign>-?)(?P<whole>\d+)\\frac\{(?P<num>\d+)\}\{(?P<den>\d+)\}$")  # 918\frac{1}{2}
 _THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+# 1 1/2, 2\ \frac{3}{4}: a whole number and a proper fraction, apart (before spaces are dropped)
+_SPACED_MIXED = re.compile(r"^(?P<whole>-?\d+)(?:\s|\\ |~)+(?:(?P<n1>\d+)/(?P<d1>\d+)|\\frac\{(?P<n2>\d+)\}\{(?P<d2>\d+)\})$")
 _WRAPPERS = [re.compile(r"^\$+(.*?)\$+$", re.S), re.compile(r"^\\\((.*)\\\)$", re.S), re.compile(r"^\\\[(.*)\\\]$", re.S)]
 
 
@@ -46,6 +48,9 @@ def normalize(answer: str) -> str:
     if m:
         s = m.group("rhs")
     s = s.strip().rstrip(".").strip()
+    m = _SPACED_MIXED.match(s)
+    if m:
+        s = f"{m['whole']}\\frac{{{m['n1'] or m['n2']}}}{{{m['d1'] or m['d2']}}}"
     if _THOUSANDS.match(s.replace(" ", "")):
         s = s.replace(",", "")
     s = re.sub(r"(\\[a-zA-Z]+)\s+(?=[a-zA-Z])", "\\1\0", s)  # keep "\tan x" apart
@@ -144,7 +149,16 @@ _CONNECTIVE = re.compile(r"\s*,?\s*(?:\\(?:text|textbf|mbox|mathrm)\s*\{\s*(?:an
 _ENV = re.compile(r"\\(begin|end)\s*\{(?:bmatrix|matrix|smallmatrix)\}")
 _ARRAY = re.compile(r"(?:\\left\s*)?[\[(]\s*\\begin\s*\{array\}\s*\{[^{}]*\}(?P<body>.*?)\\end\s*\{array\}\s*(?:\\right\s*)?[\])]", re.S)
 _UNIT_TEXT = re.compile(r"^(?P<value>.*?[\d}.])\s*\\(?:text|textbf|textit|mbox|mathrm)\s*\{\s*[a-zA-Z][a-zA-Z .]*\}(?:\s*\^\s*\{?\d\}?)?\s*$")
-_UNIT_WORDS = re.compile(r"^(?P<value>.*?\d)\s+[a-zA-Z]{2,}(?:\s+[a-zA-Z]+)*\.?$")
+_UNIT_WORDS = re.compile(r"^(?P<value>.*?\d)\s+[a-zA-Z]{2,}(?:\s+[a-zA-Z]+)*\.?(?:\s*\^\s*\{?[23]\}?)?$")
+# units written straight after the number (10weeks, 5km, 10cm^2): only known unit words, never a variable
+_GLUED_UNIT = re.compile(r"^(?P<value>-?\d+(?:\.\d+)?)\s*(?:" + "|".join((
+    "seconds?", "secs?", "minutes?", "mins?", "hours?", "hrs?", "days?", "weeks?", "months?", "years?", "yrs?",
+    "mm", "cm", "km", "meters?", "metres?", "inch(?:es)?", "feet", "foot", "ft", "yards?", "yds?", "miles?",
+    "mph", "kph", "grams?", "kg", "mg", "pounds?", "lbs?", "ounces?", "oz", "liters?", "litres?", "ml",
+    "dollars?", "cents?", "units?", "degrees?", "people", "students", "cookies", "apples", "ways")) +
+    r")\.?(?:\s*\^\s*\{?[23]\}?)?$")
+# the value a unit may follow: a number or a closed form, never text of its own (\text{A}\text{BCDE} is a hedge)
+_TEXT_INSIDE = re.compile(r"\\(?:text|textbf|textit|mbox|mathrm|operatorname)\b|[A-Za-z]{2,}")
 _PERCENT_WORD = re.compile(r"\s*(?:\\(?:text|mbox|mathrm)\s*\{\s*(?:percent|pct)\.?\s*\}|(?:percent|pct)\.?)\s*$")
 # the left side of `label = value`: symbols, subscripts, primes, f(x), |AB|, (p,q), V_1:V_2, \frac{NO}{BO}, \angle ABC
 _LABEL = re.compile(r"^(?:[A-Za-z\s_{}(),:|'^]|\\(?:frac|angle|overline|mathrm|text|left|right|prime|alpha|beta|gamma|theta|phi)"
@@ -185,11 +199,50 @@ def _element(s: str) -> str:
         s = f"{lo}{m.group('a').strip()},{m.group('b').strip()}{hi}"
     s = _strip_label(s)
     s = _PERCENT_WORD.sub(r"\\%", s) if re.search(r"\d\s*(?:\\[a-z]+\s*\{\s*)?(?:percent|pct)", s) else s
-    for pattern in (_UNIT_TEXT, _UNIT_WORDS):
+    for pattern in (_UNIT_TEXT, _UNIT_WORDS, _GLUED_UNIT):
         m = pattern.match(s)
-        if m and m.group("value").strip():
-            s = m.group("value").strip()
+        value = m.group("value").strip() if m else ""
+        if value and re.search(r"\d", value) and not _TEXT_INSIDE.search(without_commands_keep_text(value)):
+            s = value
+    return _function_label(s)
+
+
+_FUNCTION_LHS = re.compile(r"^\s*(?:y|[a-zA-Z]\s*\(\s*[a-zA-Z]\s*\))\s*=\s*(?P<rhs>[^=<>]+)$")
+
+
+def _function_label(s: str) -> str:
+    """`y = 2x+1` and `f(x) = 2x+1` name the same function: its right-hand side."""
+    m = _FUNCTION_LHS.match(s)
+    return m.group("rhs").strip() if m else s
+
+
+def without_commands_keep_text(s: str) -> str:
+    """`s` without its maths commands (\\frac, \\sqrt ...), keeping the text commands visible."""
+    return re.sub(r"\\(?!text|mbox|mathrm|operatorname)[a-zA-Z]+", "", s)
+
+
+_COLUMN = re.compile(r"^\\begin\{pmatrix\}(?P<body>[^&]*?)\\end\{pmatrix\}$", re.S)
+_ROOT_OF_QUOTIENT = re.compile(r"\\sqrt\s*\{\s*(?:\\frac\s*\{(?P<a>[^{}]+)\}\s*\{(?P<b>[^{}]+)\}|(?P<c>[^{}/]+)/(?P<d>[^{}/]+))\s*\}")
+_ANGLE_LIST = re.compile(r"^\\langle(?P<body>.*)\\rangle$", re.S)
+
+
+def _as_tuple(s: str) -> str:
+    """A column vector, `\\langle a, b\\rangle` or a bracketed list of 3+ entries, as the tuple `(a, b, c)`."""
+    m = _COLUMN.match(s.strip())
+    if m:
+        rows = [r.strip() for r in re.split(r"\\\\", m.group("body")) if r.strip()]
+        return f"({', '.join(rows)})" if len(rows) >= 2 else s
+    m = _ANGLE_LIST.match(s.strip())
+    if m:
+        return f"({m.group('body').strip()})"
+    if s.startswith("[") and s.endswith("]") and enclosed(s) and len(split_top_level(s[1:-1], ",")) >= 3:
+        return f"({s[1:-1]})"  # [a, b, c] is no interval
     return s
+
+
+def _root_of_quotient(match: re.Match) -> str:
+    a, b = (match["a"], match["b"]) if match["a"] is not None else (match["c"], match["d"])
+    return f"\\frac{{\\sqrt{{{a.strip()}}}}}{{\\sqrt{{{b.strip()}}}}}"
 
 
 def canonical(answer: str) -> str:
@@ -198,6 +251,7 @@ def canonical(answer: str) -> str:
     `bmatrix`/`array` -> `pmatrix`, `\\pm 2` -> `-2, 2`, `x\\in[-2,7]` and `-2\\le x\\le 7` -> `[-2,7]`."""
     s = _ARRAY.sub(r"\\begin{pmatrix}\g<body>\\end{pmatrix}", answer)
     s = _ENV.sub(r"\\\1{pmatrix}", s)
+    s = _as_tuple(_ROOT_OF_QUOTIENT.sub(_root_of_quotient, s))
     if s.count("\\pm") + s.count("\\mp") == 1 and "," not in s:
         s = s.replace("\\mp", "\\pm")
         s = f"{s.replace(chr(92) + 'pm', '-', 1)}, {s.replace(chr(92) + 'pm', '+', 1)}"

@@ -9,6 +9,7 @@ address space, so a huge number raises MemoryError there instead of exhausting t
 from __future__ import annotations
 
 import atexit
+import collections
 import os
 import queue
 import threading
@@ -40,8 +41,18 @@ class _Zygote:
         import socket
         from multiprocessing.connection import Connection
 
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.connect(self.path)
+        deadline = time.monotonic() + _CONNECT_WINDOW_S
+        while True:  # the zygote listens before its socket appears; a refusal at start is retried
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect(self.path)
+                break
+            except (ConnectionRefusedError, FileNotFoundError):
+                sock.close()
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the reward verifier process at {self.path} refused connections for "
+                                       f"{_CONNECT_WINDOW_S:g} s (exit code {self.proc.poll()})") from None
+                time.sleep(0.02)
         conn = Connection(sock.detach())
         conn.send(memory_limit_mb)
         return _Worker(conn, conn.recv())
@@ -57,6 +68,7 @@ class _Zygote:
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
+_CONNECT_WINDOW_S = 30.0  # how long a refused connection to the zygote is retried
 _ZYGOTE: _Zygote | None = None
 _ZYGOTE_LOCK = threading.Lock()
 
@@ -86,22 +98,35 @@ class _Worker:
 ERROR = "__error__"  # first field of a result that reports an internal error instead of a verdict
 
 
+class _Ticket:
+    """A caller's place in the queue for a worker: granted a worker, or the right to start one."""
+
+    __slots__ = ("event", "worker", "spawn")
+
+    def __init__(self):
+        self.event = threading.Event()
+        self.worker: _Worker | None = None
+        self.spawn = False
+
+
 class JudgePool:
     """`n_workers` processes (one per usable CPU by default) that run `judge_local`; safe from any thread.
 
-    Each judgement gets `settings.timeout_s` of judging time, counted from when a worker starts it: a
-    caller waiting for a free worker is not charged for the wait, nor for a worker's start. A worker
-    that overruns is killed and replaced. With as many workers as cores, N threads calling at once
-    finish in about N x judging time / cores."""
+    Workers are handed out first come, first served: a caller that finds none free takes a ticket, and a
+    worker coming free goes to the oldest ticket (never straight back to the thread that returned it). Each
+    judgement gets `settings.timeout_s` of judging time, counted from when a worker starts it: a caller
+    waiting for a free worker is not charged for the wait, nor for a worker's start. A worker that overruns
+    is killed and replaced. So a call waits at most (calls ahead of it) x budget / workers."""
 
     def __init__(self, n_workers: int = 0, memory_limit_mb: int = 2048):
         from limr_exp.cpus import usable_cpus
 
         self.n_workers = n_workers or usable_cpus()
         self.memory_limit_mb = memory_limit_mb
-        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._idle: list[_Worker] = []
+        self._waiting: collections.deque[_Ticket] = collections.deque()
         self._lock = threading.Lock()
-        self._started = 0
+        self._started = 0  # workers alive or being started
         self.timeouts = 0  # judgements that overran their budget
         self.errors = 0  # internal errors: a bug reported by a worker, or a worker that died
         self._closed = False
@@ -109,43 +134,62 @@ class JudgePool:
     def _spawn(self) -> _Worker:
         return zygote().fork_worker(self.memory_limit_mb)
 
+    def _spawn_in_slot(self) -> _Worker:
+        """Start a worker in a place already counted in `_started`; on failure the place is passed on."""
+        try:
+            return self._spawn()
+        except BaseException:
+            self._checkin(None)
+            raise
+
     def _checkout(self) -> _Worker:
-        """An idle worker, a new one while fewer than `n_workers` exist, or the next one to come free."""
-        while True:
-            with self._lock:
-                if self._closed:
-                    raise RuntimeError("the verifier pool is closed")
-                spawn = self._idle.empty() and self._started < self.n_workers
-                if spawn:
-                    self._started += 1
-            if spawn:
-                try:
-                    return self._spawn()
-                except BaseException:
-                    with self._lock:
-                        self._started -= 1
-                    raise
-            try:
-                return self._idle.get(timeout=0.5)  # re-check now and then: a failed spawn frees a place
-            except queue.Empty:
-                continue
+        """An idle worker, a new one while fewer than `n_workers` exist, or the next to come free (in order)."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the verifier pool is closed")
+            if self._idle and not self._waiting:
+                return self._idle.pop()
+            if not self._waiting and self._started < self.n_workers:
+                self._started += 1
+                ticket = None
+            else:
+                ticket = _Ticket()
+                self._waiting.append(ticket)
+        if ticket is None:
+            return self._spawn_in_slot()
+        while not ticket.event.wait(0.5):
+            if self._closed:
+                with self._lock:
+                    if not ticket.event.is_set():
+                        self._waiting.remove(ticket)
+                        raise RuntimeError("the verifier pool is closed")
+        if ticket.spawn:
+            return self._spawn_in_slot()
+        return ticket.worker
 
     def _checkin(self, worker: _Worker | None) -> None:
-        if worker is None:
-            with self._lock:
+        """Return a worker (None: one that was killed, or failed to start): to the oldest waiting caller
+        (None hands it the place, to start one), else to the idle list."""
+        with self._lock:
+            if self._waiting:
+                ticket = self._waiting.popleft()
+                ticket.worker, ticket.spawn = worker, worker is None
+                ticket.event.set()
+            elif worker is None:
                 self._started -= 1
-        else:
-            self._idle.put(worker)
+            elif self._closed:
+                worker.kill()
+                self._started -= 1
+            else:
+                self._idle.append(worker)
 
     def warm_up(self) -> None:
         """Start every worker now rather than on first use."""
-        workers = []
         with self._lock:
-            while self._started < self.n_workers:
-                self._started += 1
-                workers.append(self._spawn())
-        for w in workers:
-            self._idle.put(w)
+            free = self.n_workers - self._started
+            self._started += max(free, 0)
+        for _ in range(max(free, 0)):
+            self._checkin(self._spawn_in_slot())
 
     def _receive(self, worker: _Worker, timeout_s: float) -> tuple[tuple | None, bool]:
         """(result, worker still usable): the worker's next result, None on overrun, an ERROR result if it died."""
@@ -183,7 +227,7 @@ class JudgePool:
                     if not healthy:
                         worker.kill()
                         worker = None
-                        worker = self._spawn()
+                        worker = self._spawn()  # the killed worker's place, kept by this call
                         break
                 tasks = tasks[done:]
         except BaseException:
@@ -231,11 +275,9 @@ class JudgePool:
     def close(self) -> None:
         with self._lock:
             self._closed = True
-        while True:
-            try:
-                w = self._idle.get_nowait()
-            except queue.Empty:
-                break
+            idle, self._idle = self._idle, []
+            self._started -= len(idle)
+        for w in idle:
             try:
                 w.conn.send(None)
             except OSError:

@@ -57,8 +57,8 @@ def main(path: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's; it closes the pool (workers inherit this)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(path + ".tmp")
-    os.rename(path + ".tmp", path)  # the socket appears only when ready
     server.listen(64)
+    os.rename(path + ".tmp", path)  # the socket appears only once it listens: a connect is never refused
     stdin = sys.stdin.fileno()
     while True:
         ready, _, _ = select.select([server, stdin], [], [])

@@ -21,23 +21,21 @@ import sys
 import threading
 import time
 
-from limr_exp.rewards import Judgement, RewardSettings, judge_batch, too_many_errors
+from limr_exp.rewards import Judgement, RewardSettings, judge_batch, too_many_errors, warm_up
 
 ABORT_FILE = "ABORTED"
 _MARKERS = ("<|im_start|>assistant\n", "<|start_header_id|>assistant<|end_header_id|>\n\n", "Assistant:")
-_END_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "</s>")
 
 
 def split_response(query: str, prompt: str) -> str:
-    """The model's response inside OpenRLHF's decoded query (prompt + response + special tokens)."""
+    """The model's response inside OpenRLHF's decoded query (prompt + response + special tokens): the text
+    after the prompt, or after the last assistant marker, end tokens kept. The judge reads only what comes
+    before the first end token and, with `reward.require_end_token`, scores a response without one (cut at
+    the token limit) -1, as LIMR's RM server does."""
     if query.startswith(prompt):
-        response = query[len(prompt):]
-    else:
-        cut = max(query.rfind(m) + len(m) if query.rfind(m) >= 0 else -1 for m in _MARKERS)
-        response = query[cut:] if cut >= 0 else query[len(prompt):]
-    for token in _END_TOKENS:
-        response = response.replace(token, "")
-    return response
+        return query[len(prompt):]
+    cut = max(query.rfind(m) + len(m) if query.rfind(m) >= 0 else -1 for m in _MARKERS)
+    return query[cut:] if cut >= 0 else query[len(prompt):]
 
 
 def parse_label(label) -> tuple[str | None, str, bool]:
@@ -63,6 +61,7 @@ class RewardFunction:
 
     def __init__(self, settings: dict, records: str, launch: int = 1):
         self.settings = RewardSettings(**settings)
+        warm_up(self.settings, wait=False)  # loaded when the engine starts: the judge is ready before the first rollout
         self.records = records
         self.launch = launch
         self._lock = threading.Lock()

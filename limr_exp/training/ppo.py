@@ -38,7 +38,7 @@ from limr_exp.generation import position_ids, sample
 from limr_exp.io import give_files_the_usual_mode, read_jsonl, write_json, write_jsonl
 from limr_exp.progress import Progress
 from limr_exp.registry import Registry
-from limr_exp.rewards import RewardSettings, judge_batch, too_many_errors
+from limr_exp.rewards import RewardSettings, judge_batch, too_many_errors, warm_up
 from limr_exp.trajectories import History, read_table, write_table
 
 log = logging.getLogger(__name__)
@@ -269,7 +269,7 @@ class LocalPPOTrainer:
         s = sample(bundle.model, bundle.tokenizer, prompts, p.n_samples_per_prompt, temperature=p.temperature, top_p=p.top_p,
                    max_new_tokens=p.generate_max_len, batch_size=p.micro_rollout_batch_size)
         answers = [r["answer"] for r in batch_rows for _ in range(p.n_samples_per_prompt)]
-        judgements = judge_batch(s.texts, answers, self.reward_settings)
+        judgements = judge_batch(s.texts, answers, self.reward_settings, ended=s.ended)  # LIMR's rule on truncations too
         n_errors = sum(j.reason == "error" for j in judgements)
         reason = too_many_errors(n_errors, len(judgements), self.reward_settings)
         if reason is not None:  # never train on format-error rewards from a broken judge
@@ -340,6 +340,7 @@ class LocalPPOTrainer:
         are kept in `<out>/steps.jsonl` (and logged to the trackers) with the checkpoint they belong to."""
         p = self.ppo
         self.out.mkdir(parents=True, exist_ok=True)
+        warm_up(self.reward_settings, wait=False)  # the judge's processes start while the first rollout generates
         torch.manual_seed(self.seed)
         reference = copy.deepcopy(bundle.model).eval()
         for param in reference.parameters():
