@@ -295,8 +295,12 @@ def cli_run(cfg: DictConfig) -> None:
         message = user_message(e, cfg)
         if message is None and not multirun:
             raise  # a bug: the traceback is for the maintainers
-        # in a sweep, even a bug in one job is recorded (status.json, trackers) and the other jobs go on
-        print(f"limr-exp: error: {message or f'job {hc.job.num} failed: {type(e).__name__}: {e}'}", file=sys.stderr, flush=True)
+        # in a sweep, even a bug in one job is recorded (status.json, trackers) and the other jobs go on;
+        # its traceback goes to the job's log file for the maintainers
+        if message is None:
+            log.error("job %s failed with an unexpected error", hc.job.num, exc_info=e)
+        print(f"limr-exp: error: {message or f'job {hc.job.num} failed: {type(e).__name__}: {e} (traceback in {cfg.output_dir}/__main__.log)'}",
+              file=sys.stderr, flush=True)
         if not multirun:
             sys.exit(2)
 

@@ -34,6 +34,26 @@ _LETTER_RUN = re.compile(r"[A-Za-z]{2,}")
 _SCALE_MARKS = re.compile(r"%|\\circ|°|\\degree")
 
 
+_MATRIX = re.compile(r"\\begin\{[pbv]?matrix\}")
+_WORD = re.compile(r"(?:\\text\{)?[A-Za-z]{2,}\}?")  # a normalised word: no digits, no maths
+_BASE_NUMERAL = re.compile(r"(?P<digits>-?[0-9A-Za-z]+)_\{?(?P<base>\d{1,2})\}?")
+
+
+def _other_base_apart(s: str, value) -> bool:
+    """`s` is a numeral in another base (1110_4, \\text{A5}_{11}) whose value and literal digits both
+    differ from `value` beyond any rounding."""
+    m = _BASE_NUMERAL.fullmatch(s.replace("\\text{", "").replace("}_", "_"))
+    if not m or not 2 <= int(m["base"]) <= 36:
+        return False
+    try:
+        in_base = int(m["digits"], int(m["base"]))
+    except ValueError:
+        return False
+    literal = as_rational(m["digits"])
+    readings = [Fraction(in_base)] + ([literal] if literal is not None else [])
+    return all(_apart(r, value) for r in readings)
+
+
 def _numbers_equal(g: Fraction, p: Fraction) -> bool | None:
     """Exactly equal -> True; apart by more than rounding can bridge -> False; else undecided."""
     if g == p:
@@ -113,8 +133,9 @@ def _has_stranger(xs: list, ys: list) -> bool:
     return any(all(_apart(x, y) for y in ys) for x in xs)
 
 
-def decide_fast(gold: str, pred: str) -> bool | None:
-    """True/False when provable without symbolic work (both normalised), else None."""
+def decide_fast(gold: str, pred: str, light: bool = False) -> bool | None:
+    """True/False when provable without symbolic work (both normalised), else None. `light`: without the
+    checks that need Math-Verify's modules (for a caller that has not imported them)."""
     if gold == pred:
         return True
     gold, pred = strip_outer_parens(gold), strip_outer_parens(pred)
@@ -137,9 +158,14 @@ def decide_fast(gold: str, pred: str) -> bool | None:
             return False  # the value sets differ: unequal as numbers, tuples, sets and intervals alike
         return None
     if (gv is None) != (pv is None):
-        if _SET_MARKS.search(gold if gv is None else pred):
+        other, number = (gold, pv) if gv is None else (pred, gv)
+        if _SET_MARKS.search(other):
             return False  # numbers never equal a union or a half-line
-        if _non_constant(gold if gv is None else pred) and len((gv or pv)[1]) == 1:
+        if (_MATRIX.search(other) and ("&" in other or "\\\\" in other)) or _WORD.fullmatch(other):
+            return False  # nor a matrix of several entries, nor a word (Sunday, \text{odd})
+        if len(number[1]) == 1 and _other_base_apart(other, number[1][0]):
+            return False  # 1110_4 is 84 (or, read literally, 1110)
+        if not light and _non_constant(gold if gv is None else pred) and len((gv or pv)[1]) == 1:
             return False  # an expression that changes with its variables equals no number
     return None
 
@@ -207,18 +233,44 @@ def _clock_verdict(gold: str, pred: str) -> bool | None:
     return None
 
 
-def fast_verdict(gold: str, pred: str) -> bool | None:
+_PERCENT = re.compile(r"%")
+_DEGREE_MARK = re.compile(r"\\circ|°|\\degree")
+
+
+def _readings(light: str, normalised: str) -> list | None:
+    """Every value Math-Verify may give a number with a scale mark: 28\\% as 28 or 0.28, 30^\\circ as 30
+    or pi/6; None when it is not one number."""
+    value = _value(normalised)
+    if value is None:
+        return None
+    values = [value]
+    if _PERCENT.search(light):
+        values.append(value / 100)
+    if _DEGREE_MARK.search(light):
+        values.append(float(value) * math.pi / 180)
+    return values
+
+
+def _apart_in_every_reading(g: str, gn: str, p: str, pn: str) -> bool:
+    gs, ps = _readings(g, gn), _readings(p, pn)
+    return gs is not None and ps is not None and all(_apart(a, b) for a in gs for b in ps)
+
+
+def fast_verdict(gold: str, pred: str, light: bool = False) -> bool | None:
     """What can be proven without Math-Verify: True, False, or None (undecided). Pure Python on short
-    strings, so a caller may run it in its own thread without a time budget."""
+    strings, so a caller may run it in its own thread without a time budget; `light` leaves out the one
+    check that imports Math-Verify's modules (sympy), so a caller thread never pays for that import."""
     g, _, gn, g_scaled = _spellings(gold)
     p, _, pn, p_scaled = _spellings(pred)
     if _degrees_verdict(g, p) or _clock_verdict(gn, pn):
         return True
-    verdict = decide_fast(gn, pn)
+    verdict = decide_fast(gn, pn, light)
     if verdict is None:
         verdict = _exact_verdict(gn, pn)
     if verdict is True or (verdict is False and not (g_scaled or p_scaled)):
         return verdict
+    if verdict is False and _apart_in_every_reading(g, gn, p, pn):
+        return False  # a scale mark read either way leaves the numbers apart
     return None
 
 

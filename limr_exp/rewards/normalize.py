@@ -183,8 +183,11 @@ def without_commands(s: str) -> str:
     return _COMMAND.sub("", s)
 
 
+_ENV_NAME = re.compile(r"\\(?:begin|end)\s*\{[a-z*]+\}")
+
+
 def letters_outside_commands(s: str) -> bool:
-    return bool(re.search(r"[A-Za-z]", without_commands(s)))
+    return bool(re.search(r"[A-Za-z]", without_commands(_ENV_NAME.sub("", s))))
 
 
 def _element(s: str) -> str:
@@ -197,7 +200,7 @@ def _element(s: str) -> str:
         lo = "(" if re.fullmatch(_LT, m.group("op1")) else "["
         hi = ")" if re.fullmatch(_LT, m.group("op2")) else "]"
         s = f"{lo}{m.group('a').strip()},{m.group('b').strip()}{hi}"
-    s = _strip_label(s)
+    s = _as_tuple(_strip_label(s))
     s = _PERCENT_WORD.sub(r"\\%", s) if re.search(r"\d\s*(?:\\[a-z]+\s*\{\s*)?(?:percent|pct)", s) else s
     for pattern in (_UNIT_TEXT, _UNIT_WORDS, _GLUED_UNIT):
         m = pattern.match(s)
@@ -223,12 +226,13 @@ def without_commands_keep_text(s: str) -> str:
 
 _COLUMN = re.compile(r"^\\begin\{pmatrix\}(?P<body>[^&]*?)\\end\{pmatrix\}$", re.S)
 _ROOT_OF_QUOTIENT = re.compile(r"\\sqrt\s*\{\s*(?:\\frac\s*\{(?P<a>[^{}]+)\}\s*\{(?P<b>[^{}]+)\}|(?P<c>[^{}/]+)/(?P<d>[^{}/]+))\s*\}")
+_WRAPPED_MATRIX = re.compile(r"^(?:\\left)?\(\s*(\\begin\{pmatrix\}.*\\end\{pmatrix\})\s*(?:\\right)?\)$", re.S)
 _ANGLE_LIST = re.compile(r"^\\langle(?P<body>.*)\\rangle$", re.S)
 
 
 def _as_tuple(s: str) -> str:
     """A column vector, `\\langle a, b\\rangle` or a bracketed list of 3+ entries, as the tuple `(a, b, c)`."""
-    m = _COLUMN.match(s.strip())
+    m = _COLUMN.match(_WRAPPED_MATRIX.sub(r"\1", s.strip()))
     if m:
         rows = [r.strip() for r in re.split(r"\\\\", m.group("body")) if r.strip()]
         return f"({', '.join(rows)})" if len(rows) >= 2 else s
@@ -251,7 +255,7 @@ def canonical(answer: str) -> str:
     `bmatrix`/`array` -> `pmatrix`, `\\pm 2` -> `-2, 2`, `x\\in[-2,7]` and `-2\\le x\\le 7` -> `[-2,7]`."""
     s = _ARRAY.sub(r"\\begin{pmatrix}\g<body>\\end{pmatrix}", answer)
     s = _ENV.sub(r"\\\1{pmatrix}", s)
-    s = _as_tuple(_ROOT_OF_QUOTIENT.sub(_root_of_quotient, s))
+    s = _ROOT_OF_QUOTIENT.sub(_root_of_quotient, s)
     if s.count("\\pm") + s.count("\\mp") == 1 and "," not in s:
         s = s.replace("\\mp", "\\pm")
         s = f"{s.replace(chr(92) + 'pm', '-', 1)}, {s.replace(chr(92) + 'pm', '+', 1)}"

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from limr_exp.rewards.equivalence import fast_verdict
-from limr_exp.rewards.extract import end_of_response, format_problem
+from limr_exp.rewards.extract import BOX_RE, end_of_response, format_problem
 from limr_exp.rewards.local import reward_of
 from limr_exp.rewards.pool import _POOLS, ERROR, shared_pool, shutdown  # noqa: F401  (shutdown: public API)
 from limr_exp.rewards.settings import RewardSettings
@@ -38,6 +38,9 @@ REASONS = ("correct", "wrong", "no_box", "too_many_boxes", "unterminated_box", "
 # the caller decides by itself only on inputs this small (its checks are linear, but have no time budget)
 _CALLER_MAX_RESPONSE = 200_000
 _CALLER_MAX_ANSWER = 300
+# a batch larger than this many per worker is judged in the workers, which run in parallel where the
+# caller's thread cannot: only what a glance decides (no reference, no end token, no box) stays here
+_CALLER_BATCH_PER_WORKER = 4
 _DEFAULT = RewardSettings()
 log = logging.getLogger("limr_exp.rewards")
 
@@ -87,7 +90,7 @@ def _decide_here(response: str, answer: str, settings: RewardSettings) -> Judgem
             return Judgement(reward_of(problem, settings), False, problem, extracted)
         if len(extracted) > _CALLER_MAX_ANSWER or len(answer) > _CALLER_MAX_ANSWER:
             return None
-        verdict = fast_verdict(answer, extracted)
+        verdict = fast_verdict(answer, extracted, light=True)
     except Exception:  # the worker judges it again, and reports the error as one
         return None
     if verdict is None:
@@ -108,6 +111,8 @@ def judge_batch(responses: Sequence[str], answers: Sequence[str | None], setting
                          f"{'' if ended is None else f' and {len(ended)} ended flags'}: pass one answer per response")
     for r, a in zip(responses, answers):
         _check_types(r, a)
+    pool = shared_pool(settings.workers, settings.memory_limit_mb)
+    decide_here = len(responses) <= _CALLER_BATCH_PER_WORKER * pool.n_workers
     out: list[Judgement | None] = [None] * len(responses)
     tasks = []
     for i, (response, answer) in enumerate(zip(responses, answers)):
@@ -115,14 +120,15 @@ def judge_batch(responses: Sequence[str], answers: Sequence[str | None], setting
             out[i] = _no_reference(settings)
             continue
         text, problem = end_of_response(response, settings, None if ended is None else bool(ended[i]))
+        if problem is None and BOX_RE.search(text) is None:
+            problem = "no_box"
         if problem is not None:
             out[i] = Judgement(reward_of(problem, settings), False, problem, None)
             continue
-        out[i] = _decide_here(text, answer, settings)
+        out[i] = _decide_here(text, answer, settings) if decide_here else None
         if out[i] is None:
             tasks.append((i, text, answer))
     if tasks:
-        pool = shared_pool(settings.workers, settings.memory_limit_mb)
         results = pool.run_parallel(settings, tasks) if len(tasks) > 1 else pool.run(settings, tasks)
         for i, _, _ in tasks:
             out[i] = _judgement(results.get(i), settings)
