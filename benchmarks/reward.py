@@ -8,7 +8,8 @@ unformatted, one format error; the rest of the 10,000 go round again), scored by
 Prints both throughputs, the ratio, the agreement on the pairs that have a reference answer (the pairs
 without one score -1 `no_reference` here; Math-Verify alone has no such rule), and lists the pairs where
 they differ. Then single `judge` calls from 1, 4 and 16 threads at once: p50/p99/max seconds per call,
-waiting for a worker included.
+waiting for a worker included; and the first call of a fresh process (cold start), with and without the
+background start that the OpenRLHF reward file and the local trainer make when they load.
 
     python benchmarks/reward.py [--n 10000] [--data ../shared/data/limr/math_full_8523.json]
 """
@@ -142,6 +143,33 @@ def latency_table(responses: list[str], golds: list[str], thread_counts=(1, 4, 1
         print(f"{n:>8} {pct(0.5):>8.4f} {pct(0.99):>8.4f} {seconds[-1]:>8.4f} {len(seconds) / wall:>9.0f}")
 
 
+COLD = r"""
+import sys, time
+t0 = time.perf_counter()
+from limr_exp.rewards import judge, warm_up
+if sys.argv[1] == "background":
+    warm_up(wait=False)  # as RewardFunction.__init__ / the local trainer do when they load
+    time.sleep(float(sys.argv[2]))  # the engine goes on starting meanwhile
+t = time.perf_counter()
+judge("so $\\boxed{\\frac{1}{2}}$", "0.5")
+caller = time.perf_counter() - t
+t = time.perf_counter()
+judge("so $\\boxed{(x+1)^2}$", "x^2+2x+1")
+print(caller, time.perf_counter() - t)
+"""
+
+
+def cold_start() -> None:
+    """The first calls of a fresh process: one the caller decides, then one that needs Math-Verify."""
+    import subprocess
+    import sys
+
+    print("\nfirst calls of a fresh process (seconds): decided in the caller / needing Math-Verify (a worker)")
+    for label, args in (("cold, no background start", ["cold"]), ("background start at load, first call 5 s later", ["background", "5"])):
+        out = subprocess.run([sys.executable, "-c", COLD, *args], capture_output=True, text=True, cwd=ROOT, check=True).stdout.split()
+        print(f"  {label:<48} {float(out[0]):7.4f} / {float(out[1]):7.4f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=10_000)
@@ -177,6 +205,7 @@ def main() -> None:
             print(f"  differs [{kinds[i]}] gold={golds[i]!r} answer={ours[i].extracted!r}: "
                   f"ours {ours[i].reward} ({ours[i].reason}), math-verify {base[i]}")
     latency_table(responses, golds)
+    cold_start()
 
 
 if __name__ == "__main__":

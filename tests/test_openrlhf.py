@@ -433,3 +433,81 @@ def test_bad_openrlhf_input_via_the_cli_is_one_line_on_stderr(tmp_path):
             "trainer.gpus_per_node=1", "trainer=openrlhf", "model=qwen2.5_math_7b", "ppo.max_steps=null")
     err = [line for line in r.stderr.splitlines() if line.strip()]
     assert r.returncode == 2 and len(err) == 1 and "needs OpenRLHF" in err[0] and "Traceback" not in r.stderr, r.stderr
+
+
+def released_single_turn_executor(reward_path: Path):
+    """OpenRLHF 0.11.2's own SingleTurnAgentExecutor (utils/agent.py from the wheel), loading the reward
+    file as it does; only its logger import is stubbed."""
+    source = released_source("openrlhf", OPENRLHF_VERSION, "openrlhf/utils/agent.py")
+    logging_utils = types.ModuleType("openrlhf.utils.logging_utils")
+    logging_utils.init_logger = lambda name: __import__("logging").getLogger(name)
+    saved = sys.modules.get("openrlhf.utils.logging_utils")
+    sys.modules["openrlhf.utils.logging_utils"] = logging_utils
+    try:
+        namespace: dict = {"__name__": "openrlhf.utils.agent"}
+        exec(compile(source, "agent.py", "exec"), namespace)
+    finally:
+        if saved is None:
+            sys.modules.pop("openrlhf.utils.logging_utils", None)
+        else:
+            sys.modules["openrlhf.utils.logging_utils"] = saved
+    return namespace["SingleTurnAgentExecutor"](remote_rm_url=str(reward_path))
+
+
+class _CharTokenizer:
+    """One token per character, special tokens spelled out: decode(encode(text)) == text."""
+
+    def __call__(self, text, add_special_tokens=False, return_tensors="pt"):
+        import torch
+
+        return {"input_ids": torch.tensor([[ord(c) for c in text]])}
+
+    def decode(self, ids, skip_special_tokens=False):
+        return "".join(chr(i) for i in ids)
+
+
+class _Engine:
+    """A vLLM engine that answers every prompt with a fixed continuation and finish reason."""
+
+    def __init__(self, text: str, finish_reason: str):
+        self.text, self.finish_reason = text, finish_reason
+
+    async def generate(self, prompt_token_ids, params, multi_modal_data=None):
+        output = types.SimpleNamespace(token_ids=[ord(c) for c in self.text], finish_reason=self.finish_reason, logprobs=None)
+        return types.SimpleNamespace(outputs=[output])
+
+
+CHAT_PROMPT = ("<|im_start|>system\nPlease reason step by step, and put your final answer within \\boxed{}.<|im_end|>\n"
+               "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n")
+
+
+@pytest.mark.parametrize("continuation,finish,expected", [
+    ("2+2 = 4, so \\boxed{4}.<|im_end|>", "stop", 1.0),
+    ("2+2 = 4, so \\boxed{5}.<|endoftext|>", "stop", -0.5),
+    ("2+2 = 4, so the answer is \\boxed{4}", "length", -1.0),  # cut at the token limit
+    # a base model that does not stop at <|im_end|>: judged up to the first end token ...
+    ("so \\boxed{4}.<|im_end|> and \\boxed{4} \\boxed{4} \\boxed{4} \\boxed{4} \\boxed{4}", "length", 1.0),
+    ("so \\boxed{4}.<|im_end|>\n<|im_start|>user\nsure? no box", "length", 1.0),
+    # ... of the last assistant turn, when it runs on into turns of its own
+    ("so \\boxed{4}.<|im_end|>\n<|im_start|>user\nAgain?<|im_end|>\n<|im_start|>assistant\n"
+     "\\boxed{5} \\boxed{5} \\boxed{5} \\boxed{5} \\boxed{5}<|im_end|>", "stop", -1.0),
+    ("so \\boxed{4}.<|im_end|>\n<|im_start|>user\nAgain?<|im_end|>\n<|im_start|>assistant\nstill \\boxed{4}", "length", -1.0),
+], ids=["ended", "ended-wrong", "truncated", "continued", "continued-and-cut", "new-turn", "new-turn-cut"])
+def test_truncated_and_continued_responses_as_limrs_rm_server_scores_them(tmp_path, continuation, finish, expected):
+    """Driven by OpenRLHF 0.11.2's own agent code (generation, decode with special tokens, reward call) with
+    the paper preset's reward settings; the expected values are those of LIMR's serve_rm.py: -1 without
+    <|im_end|>/<|endoftext|>, judged up to the first of them."""
+    import asyncio
+    import copy
+
+    from limr_exp.training.openrlhf import write_reward_file
+
+    cfg = compose_cfg(["experiment=limr_paper"])
+    assert cfg.reward.require_end_token is True
+    write_reward_file(cfg.reward, tmp_path / "limr_reward.py", tmp_path / "records")
+    executor = released_single_turn_executor(tmp_path / "limr_reward.py")
+    params = types.SimpleNamespace(max_tokens=512, logprobs=None)
+    out = asyncio.run(executor.execute(CHAT_PROMPT, json.dumps({"answer": "4", "id": "q"}), copy.deepcopy(params), 2048,
+                                       _CharTokenizer(), _Engine(continuation, finish)))
+    assert out["truncated"] == (finish == "length")
+    assert out["reward"].tolist() == [expected]

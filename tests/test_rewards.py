@@ -165,14 +165,152 @@ FAMILIES = [
 ]
 
 
+# Families both Math-Verify alone and earlier versions got wrong (and hedges a policy would find): the
+# boxed answer is the second field, the reference answer the third.
+BEYOND = [
+    # exact numbers are compared exactly: no 6-place rounding makes tiny values equal
+    ('tiny factorials', boxed('\\frac{1}{2006!}'), '\\frac{1}{2004!}', WRONG),
+    ('tiny powers', boxed('\\frac{1}{2^{98}}'), '\\frac{1}{2^{99}}', WRONG),
+    ('negative power', boxed('\\frac{1}{2^{99}}'), '2^{-99}', OK),
+    ('factorial value', boxed('\\frac{1}{120}'), '\\frac{1}{5!}', OK),
+    ('tiny scientific', boxed('3\\times 10^{-8}'), '4\\times10^{-8}', WRONG),
+    ('tiny scientific vs fraction', boxed('\\frac{3}{10^{8}}'), '3\\times 10^{-8}', OK),
+    ('tiny decimal vs zero', boxed('0'), '0.0000001', WRONG),
+    ('power of ten', boxed('\\frac{1}{1000000000}'), '10^{-9}', OK),
+    ('powers of ten apart', boxed('10^{-10}'), '10^{-9}', WRONG),
+    # mixed numbers written with a space
+    ('mixed with space', boxed('\\frac{3}{2}'), '1 1/2', OK),
+    ('mixed with space and frac', boxed('\\frac32'), '1 \\frac{1}{2}', OK),
+    ('mixed with latex space', boxed('\\frac{11}{4}'), '2\\ \\frac{3}{4}', OK),
+    ('mixed is not a numeral', boxed('\\frac{11}{2}'), '1 1/2', WRONG),
+    ('negative mixed', boxed('-\\frac32'), '-1 1/2', OK),
+    # complex numbers that need expanding
+    ('complex product', boxed('1+2i'), 'i(2-i)', OK),
+    ('complex square', boxed('2i'), '(1+i)^2', OK),
+    ('complex conjugates', boxed('2'), '(1+i)(1-i)', OK),
+    ('complex product wrong', boxed('2+i'), 'i(2-i)', WRONG),
+    ('complex quotient', boxed('-i'), '\\frac{1}{i}', OK),
+    # units glued or abbreviated
+    ('glued unit', boxed('10'), '10weeks', OK),
+    ('abbreviated area unit', boxed('10'), '10 cm^2', OK),
+    ('text unit squared glued', boxed('10'), '10\\text{cm}^2', OK),
+    ('abbreviated unit', boxed('12'), '12 km', OK),
+    ('glued unit wrong value', boxed('10'), '11weeks', WRONG),
+    ('hours abbreviated', boxed('5'), '5 hrs', OK),
+    ('speed unit', boxed('45'), '45 mph', OK),
+    ('a variable is no unit', boxed('10'), '10x', WRONG),
+    # clock times
+    ('clock seconds', boxed('20:34'), '20:34:00', OK),
+    ('clock leading zero', boxed('08:30'), '8:30', OK),
+    ('clock wrong', boxed('20:34'), '20:35', WRONG),
+    # column vectors against bracketed lists
+    ('column vector vs tuple', boxed('(1,2,3)'), '\\begin{pmatrix}1\\\\2\\\\3\\end{pmatrix}', OK),
+    ('tuple vs column vector', boxed('\\begin{pmatrix}1\\\\2\\\\3\\end{pmatrix}'), '(1,2,3)', OK),
+    ('column vector vs square brackets', boxed('[1,-2,3]'), '\\begin{pmatrix}1\\\\-2\\\\3\\end{pmatrix}', OK),
+    ('column vector other order', boxed('(1,2,3)'), '\\begin{pmatrix}1\\\\3\\\\2\\end{pmatrix}', WRONG),
+    # roots of quotients
+    ('root of a quotient', boxed('\\frac{1}{\\sqrt{n}}'), '\\sqrt{\\frac{1}{n}}', OK),
+    ('root of a slash quotient', boxed('1/\\sqrt{n}'), '\\sqrt{1/n}', OK),
+    ('root of a quotient wrong', boxed('\\frac{1}{n}'), '\\sqrt{\\frac{1}{n}}', WRONG),
+    # a function's name against y
+    ('f(x) vs y', boxed('y=2x+1'), 'f(x)=2x+1', OK),
+    ('y vs f(x)', boxed('f(x) = 2x + 1'), 'y=2x+1', OK),
+    ('f(x) vs expression', boxed('x^2-1'), 'f(x)=x^2-1', OK),
+    ('f(x) vs y wrong', boxed('y=2x-1'), 'f(x)=2x+1', WRONG),
+    # labelled solutions separated by semicolons
+    ('semicolon solutions', boxed('-3, 2'), 'x=2; x=-3', OK),
+    ('semicolon labels', boxed('a=1, b=2'), 'a=1; b=2', OK),
+    ('semicolon solutions wrong', boxed('-3, 2'), 'x=2; x=-4', WRONG),
+    # scientific notation against fractions
+    ('scientific vs fraction', boxed('\\frac{1}{400}'), '2.5\\times10^{-3}', OK),
+    ('fraction vs scientific cdot', boxed('2.5 \\cdot 10^{-3}'), '\\frac{1}{400}', OK),
+    ('scientific vs integer', boxed('300000'), '3 \\times 10^{5}', OK),
+    ('scientific vs fraction wrong', boxed('\\frac{1}{40}'), '2.5\\times10^{-3}', WRONG),
+    ('e notation vs fraction', boxed('\\frac{3}{250000}'), '1.2e-5', OK),
+    ('large scientific', boxed('602000000000000000000000'), '6.02 \\times 10^{23}', OK),
+    # trigonometric values in degrees
+    ('sine of degrees', boxed('\\frac{1}{2}'), '\\sin 30^\\circ', OK),
+    ('cosine of degrees as reference', boxed('\\cos 30^{\\circ}'), '\\frac{\\sqrt{3}}{2}', OK),
+    ('tangent of degrees', boxed('1'), '\\tan 45^\\circ', OK),
+    ('cofunction in degrees', boxed('\\cos 20^\\circ'), '\\sin 70^\\circ', OK),
+    ('sine of degrees wrong', boxed('\\frac12'), '\\sin 60^\\circ', WRONG),
+    ('cosine of degrees decimal', boxed('0.5'), '\\cos(60^\\circ)', OK),
+    # hedges: several candidates are never one answer
+    ('hedge: text letters', boxed('A'), '\\text{A}\\text{BCDE}', WRONG),
+    ('hedge: two text letters', boxed('C'), '\\text{C}\\text{D}', WRONG),
+    ('hedge: two choices', boxed('\\text{(A)}'), '\\text{(A)}\\text{(B)}', WRONG),
+    ('hedge: letter list', boxed('A'), 'A, B', WRONG),
+    ('hedge: or in text', boxed('A'), '\\text{A or B}', WRONG),
+    ('hedge: or between letters', boxed('A'), 'A \\text{ or } B', WRONG),
+    ('hedge: bold choices', boxed('\\textbf{(C)}'), '\\textbf{(C)}\\textbf{(D)}', WRONG),
+    ('hedge: numbers with or', boxed('3'), '3 \\text{ or } 4', WRONG),
+    ('hedge: unit then a second value', boxed('3'), '3\\text{ cm}, 4\\text{ cm}', WRONG),
+    ('hedge: every letter', boxed('A'), 'ABCDE', WRONG),
+]
+
+# The labels of BEYOND where we pay and Math-Verify alone, on the raw pair, does not: each is a family
+# that graders accept and Math-Verify misreads. A normalisation that turns "not equal" into "equal"
+# anywhere else fails test_every_upgrade_over_math_verify_is_a_labelled_family.
+UPGRADES_OVER_MATH_VERIFY = {
+    "mixed with space", "negative mixed", "complex product", "complex square", "complex conjugates", "complex quotient",
+    "glued unit", "abbreviated area unit", "clock seconds", "column vector vs tuple", "tuple vs column vector",
+    "column vector vs square brackets", "root of a quotient", "root of a slash quotient", "f(x) vs y", "y vs f(x)",
+    "sine of degrees", "cosine of degrees as reference", "tangent of degrees", "cofunction in degrees",
+    "cosine of degrees decimal", "e notation vs fraction", "large scientific",
+}
+
+
 @pytest.fixture(scope="module", autouse=True)
 def pool():
     warm_up()
 
 
-@pytest.mark.parametrize("label,response,answer,expected", CASES + FAMILIES, ids=[c[0] for c in CASES + FAMILIES])
+@pytest.mark.parametrize("label,response,answer,expected", CASES + FAMILIES + BEYOND, ids=[c[0] for c in CASES + FAMILIES + BEYOND])
 def test_labelled_cases(label, response, answer, expected):
     assert math_reward(response, answer) == expected
+
+
+def test_every_upgrade_over_math_verify_is_a_labelled_family():
+    """Where we say "equal" and Math-Verify alone (on the raw pair) says "not equal", the pair must belong
+    to a family labelled correct above: no normalisation may quietly turn a wrong answer into a paid one."""
+    from limr_exp.rewards.equivalence import equal
+    from limr_exp.rewards.extract import last_boxed
+    from limr_exp.rewards.normalize import light_clean
+    from limr_exp.rewards.verifier import verify_pair
+
+    table = CASES + FAMILIES + BEYOND
+    expected = {c[0]: c[3] for c in table}
+    upgrades = set()
+    for label, response, answer, want in table:
+        pred = last_boxed(response).answer
+        if pred is None or want == FORMAT:
+            continue
+        if equal(answer, pred) and not verify_pair(light_clean(answer), light_clean(pred)):
+            upgrades.add(label)
+    assert upgrades & {c[0] for c in BEYOND} == UPGRADES_OVER_MATH_VERIFY
+    assert all(expected[label] == OK for label in upgrades)
+
+
+def hedges(gold: str) -> list[str]:
+    """Ways to name several candidates at once, one of them `gold`."""
+    other = next(x for x in ("78" if gold.isdigit() else "ABCDE") if x != gold)  # 3 and 7: no product or quotient is 3
+    return [
+        f"\\text{{{gold}}}\\text{{{other}}}", f"\\text{{{other}}}\\text{{{gold}}}", f"\\text{{{gold}}}\\text{{ABCDE}}",
+        f"\\textbf{{({gold})}}\\textbf{{({other})}}", f"\\text{{({gold})}}, \\text{{({other})}}", f"{gold}, {other}",
+        f"{gold} \\text{{ or }} {other}", f"\\text{{{gold} or {other}}}", f"{gold} \\text{{ and }} {other}",
+        f"({gold})({other})", f"{gold}{other}", f"\\{{{gold}, {other}\\}}", f"{gold}\\text{{ cm}}, {other}\\text{{ cm}}",
+        f"{gold} \\text{{ cm or }} {other}", f"\\text{{{gold}}}\\mbox{{{other}}}", f"{gold}\\ \\text{{{other}}}",
+        f"{gold}{other}{gold}{other}", f"{gold};{other}", f"{gold}/{other}", f"[{gold}, {other}]",
+        f"\\text{{{gold}}} \\text{{ or }} \\text{{{other}}}", f"{gold} \\text{{{other}}}",
+    ]
+
+
+@pytest.mark.parametrize("gold", ["A", "C", "E", "\\text{(B)}", "3", "12"])
+def test_hedges_never_pay(gold):
+    """Several candidates are never one answer, whatever unit or text stripping would make of them."""
+    core = gold.replace("\\text{(", "").replace(")}", "")
+    paid = [h for h in hedges(core) if math_reward(boxed(h), gold) == OK]
+    assert not paid
 
 
 def test_math_verify_agrees_with_the_family_labels():

@@ -256,12 +256,46 @@ def _apart_in_every_reading(g: str, gn: str, p: str, pn: str) -> bool:
     return gs is not None and ps is not None and all(_apart(a, b) for a in gs for b in ps)
 
 
+_CHOICE_NOISE = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox)\b|\\[ ,;:!]|[{}()\[\]$\s.:~\\]")
+
+
+def _choice_verdict(gold: str, pred: str) -> bool | None:
+    """A multiple-choice reference (A, (B), \\text{(C)}) is matched by exactly that letter: an answer that
+    names several capital letters (\\text{A}\\text{BCDE}, A \\text{B}, (C)(D)) is a hedge, never paid,
+    although Math-Verify would read the extra text as a unit and drop it."""
+    g = _CHOICE_NOISE.sub("", gold)
+    if not re.fullmatch(r"[A-Z]", g):
+        return None
+    p = _CHOICE_NOISE.sub("", pred)
+    if p == g:
+        return True
+    if len(set(re.findall(r"[A-Z]", p))) >= 2 or (re.fullmatch(r"[A-Z]+", p) and len(p) > 1):
+        return False
+    return None
+
+
+def _several_candidates(gold: str, pred: str) -> bool:
+    """A list of different answers (`3 cm, 4 cm`, `A, B`) against a reference of one: a hedge. (The same
+    answer listed twice, `1/2, 1/2`, is still one answer; so is a list against a list.)"""
+    inner = gold[2:-2] if gold.startswith("\\{") and gold.endswith("\\}") else gold[1:-1] if enclosed(gold) else gold
+    def items(x: str) -> list[str]:
+        return [y.strip() for part in split_top_level(x, ",") for y in split_top_level(part, ";") if y.strip()]
+
+    g_parts, p_parts = items(inner), items(pred)
+    return len(g_parts) <= 1 and len(p_parts) >= 2 and len(set(p_parts)) >= 2 and "\\pm" not in gold + pred
+
+
 def fast_verdict(gold: str, pred: str, light: bool = False) -> bool | None:
     """What can be proven without Math-Verify: True, False, or None (undecided). Pure Python on short
     strings, so a caller may run it in its own thread without a time budget; `light` leaves out the one
     check that imports Math-Verify's modules (sympy), so a caller thread never pays for that import."""
     g, _, gn, g_scaled = _spellings(gold)
     p, _, pn, p_scaled = _spellings(pred)
+    choice = _choice_verdict(g, p)
+    if choice is not None:
+        return choice
+    if _several_candidates(gn, pn):
+        return False
     if _degrees_verdict(g, p) or _clock_verdict(gn, pn):
         return True
     verdict = decide_fast(gn, pn, light)

@@ -28,14 +28,15 @@ _MARKERS = ("<|im_start|>assistant\n", "<|start_header_id|>assistant<|end_header
 
 
 def split_response(query: str, prompt: str) -> str:
-    """The model's response inside OpenRLHF's decoded query (prompt + response + special tokens): the text
-    after the prompt, or after the last assistant marker, end tokens kept. The judge reads only what comes
-    before the first end token and, with `reward.require_end_token`, scores a response without one (cut at
-    the token limit) -1, as LIMR's RM server does."""
-    if query.startswith(prompt):
-        return query[len(prompt):]
+    """The model's response inside OpenRLHF's decoded query (prompt + response + special tokens), end
+    tokens kept, as LIMR's RM server reads it: the text after the last assistant marker (a base model that
+    runs on into a new turn is judged on that last turn), else the text after the prompt. The judge then
+    reads only what comes before the first end token and, with `reward.require_end_token`, scores a
+    response without one (cut at the token limit) -1."""
     cut = max(query.rfind(m) + len(m) if query.rfind(m) >= 0 else -1 for m in _MARKERS)
-    return query[cut:] if cut >= 0 else query[len(prompt):]
+    if cut >= 0 and (cut >= len(prompt) or not query.startswith(prompt)):
+        return query[cut:]
+    return query[len(prompt):]
 
 
 def parse_label(label) -> tuple[str | None, str, bool]:
