@@ -97,6 +97,18 @@ class ToyModelConfig:
 
 
 @dataclass
+class ModelSizeConfig:
+    """What the GPU memory check needs of a model that is not on this machine (a hub id): the numbers of
+    its config.json. A local model folder's own config.json is read instead."""
+
+    params: float = MISSING  # parameters, e.g. 7.62e9
+    num_layers: int = MISSING  # num_hidden_layers
+    hidden_size: int = MISSING
+    num_kv_heads: int = MISSING  # num_key_value_heads
+    head_dim: int = MISSING  # hidden_size / num_attention_heads
+
+
+@dataclass
 class ModelConfig:
     name: str = MISSING
     path: Optional[str] = None  # HF model folder or hub id; null for the toy model (built locally)
@@ -105,6 +117,7 @@ class ModelConfig:
     system_prompt: Optional[str] = None
     dtype: str = MISSING  # auto | float32 | bfloat16 | float16
     toy: Optional[ToyModelConfig] = None
+    size: Optional[ModelSizeConfig] = None  # for trainer=openrlhf's memory check when model.path is a hub id
 
 
 @dataclass
@@ -136,6 +149,7 @@ class PPOConfig:
     normalize_reward: bool = False
     max_norm: float = 1.0
     lr_warmup_steps: int = 0  # optimiser steps of linear learning-rate warm-up
+    lr_scheduler: str = "cosine_with_min_lr"  # OpenRLHF's --actor/--critic.lr_scheduler (a transformers schedule)
     zero_stage: int = MISSING
     bf16: bool = MISSING
 
@@ -181,7 +195,7 @@ class OpenRLHFTrainerConfig(TrainerConfig):
 
     dry_run: bool = False  # write the command and reward file, launch nothing
     ray_address: Optional[str] = None  # `ray job submit` to this cluster (null: a Ray of the run's own)
-    shared_dir: Optional[str] = None  # with ray_address: storage every node and this machine see
+    shared_dir: Optional[str] = None  # storage every node and this machine see: needed with ray_address or num_nodes > 1
     num_nodes: int = 1  # the cluster's nodes ...
     gpus_per_node: int = 8  # ... and GPUs per node
     layout: str = "auto"  # auto | separate | colocate_all (limr_exp/training/placement.py)
@@ -190,7 +204,13 @@ class OpenRLHFTrainerConfig(TrainerConfig):
     critic_gpus: int = 4
     vllm_num_engines: int = 4
     vllm_tensor_parallel_size: int = 1
-    vllm_gpu_memory_utilization: Optional[float] = None  # vLLM's share of GPU memory (null: OpenRLHF's default)
+    vllm_gpu_memory_utilization: Optional[float] = None  # vLLM's share of GPU memory; null: 0.95 (OpenRLHF's default)
+    # when vLLM has GPUs of its own, 0.5 (OpenRLHF's colocated recipes) when it shares them with DeepSpeed
+    gpu_memory_gb: float = 80.0  # memory of one GPU: the layout's estimate must fit it (limr_exp/training/memory.py)
+    eval_temperature: float = 0.7  # in-training evaluation as LIMR ran it: T 0.7, one sample per problem
+    eval_n_samples: int = 1
+    eval_path: Optional[str] = None  # an evaluation file instead of the eval suite (LIMR's data/evaluation/test.json)
+    eval_problems: Optional[int] = None  # at most this many problems of each benchmark (a seeded subset); null: all
     packing_samples: bool = False  # pack samples (flash-attention)
     adam_offload: bool = False  # Adam states in CPU memory
     extra: Dict[str, Any] = field(default_factory=dict)  # more flags, e.g. {"vllm.enforce_eager": true}
@@ -393,11 +413,23 @@ def validate(cfg: DictConfig) -> None:
         _require(not cfg.trainer.ray_address or cfg.trainer.shared_dir,
                  "trainer.ray_address needs trainer.shared_dir: a folder on storage that every node of the cluster and "
                  "this machine see (NFS, Lustre), for the prompts, reward records and checkpoints")
+        _require(cfg.trainer.num_nodes <= 1 or cfg.trainer.shared_dir,
+                 f"trainer.num_nodes={cfg.trainer.num_nodes}: the vLLM engines on the other nodes load the reward file and "
+                 "write the reward records, so they must live on storage every node sees: set trainer.shared_dir=/nfs/... "
+                 "(or trainer.num_nodes=1)")
+        _require(cfg.trainer.eval_n_samples >= 1, f"trainer.eval_n_samples={cfg.trainer.eval_n_samples} must be at least 1")
+        _require(cfg.trainer.eval_problems is None or cfg.trainer.eval_problems >= 1,
+                 f"trainer.eval_problems={cfg.trainer.eval_problems} must be at least 1 (or null: every problem)")
+        _require(cfg.trainer.eval_path is None or resolve_path(cfg.trainer.eval_path).exists(),
+                 f"trainer.eval_path={cfg.trainer.eval_path} does not exist" + data_root_hint(cfg, cfg.trainer.eval_path or ""))
 
         p = cfg.ppo
         kl, critic = p.init_kl_coef > 0, p.advantage_estimator == "gae"
-        placement.check(placement.plan(cfg.trainer, kl, critic), cfg.trainer, kl, critic, p.n_samples_per_prompt,
-                        p.rollout_batch_size, p.micro_rollout_batch_size)
+        layout = placement.plan(cfg.trainer, kl, critic)
+        placement.check(layout, cfg.trainer, kl, critic, p.n_samples_per_prompt, p.rollout_batch_size, p.micro_rollout_batch_size)
+        from limr_exp.training import memory
+
+        memory.check(memory.estimate(cfg, layout, kl, critic), cfg.trainer)
     from limr_exp.evaluation.run import BACKENDS
 
     BACKENDS.get(cfg.eval.backend)  # one line naming the backends

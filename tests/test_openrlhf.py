@@ -38,13 +38,17 @@ def released_parser():
 
 @pytest.fixture(scope="module")
 def dry_run(tmp_path_factory, shared_data_module):
-    out = tmp_path_factory.mktemp("openrlhf") / "OUT"
+    """The paper preset's dry run (2 nodes: its files on the shared folder): the folder OpenRLHF works in."""
+    root = tmp_path_factory.mktemp("openrlhf")
+    out, shared = root / "OUT", root / "shared"
     d = shared_data_module
     r = cli("stages=[select,train]", "experiment=limr_paper", "trainer=openrlhf", "trainer.dry_run=true",
             "selector=precomputed", f"selector.scores_path={d}/lim_scores.json", "theta=0.6", "dataset=file",
-            f"dataset.path={d}/math_full_8523.json", f"data_root={d}", "logger=[]", f"hydra.run.dir={out}")
+            f"dataset.path={d}/math_full_8523.json", f"data_root={d}", "logger=[]", f"hydra.run.dir={out}",
+            f"trainer.shared_dir={shared}")
     assert r.returncode == 0, r.stderr[-2000:]
-    return out
+    assert (out / "train" / "openrlhf_command.json").exists() and not (out / "train" / "prompts.jsonl").exists()
+    return shared / "OUT"
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +61,7 @@ def shared_data_module():
 
 
 def test_every_flag_is_defined_by_the_released_parser_with_the_papers_values(dry_run):
-    argv = json.loads((dry_run / "train" / "openrlhf_command.json").read_text())
+    argv = json.loads((dry_run.parents[1] / "OUT" / "train" / "openrlhf_command.json").read_text())
     assert argv[1:3] == ["-m", "openrlhf.cli.train_ppo_ray"]
     args = vars(released_parser().parse_args(argv[3:]))  # exits (SystemExit) on any unknown flag or bad value
     expected = {"actor.model_name_or_path": "Qwen/Qwen2.5-Math-7B", "rollout.batch_size": 1024, "rollout.n_samples_per_prompt": 8,
@@ -68,8 +72,8 @@ def test_every_flag_is_defined_by_the_released_parser_with_the_papers_values(dry
                 "train.micro_batch_size": 4, "ckpt.save_steps": 1, "eval.steps": 1}
     for key, value in expected.items():
         assert args[key] == value, key
-    assert args["data.prompt_dataset"] == str(dry_run / "train" / "prompts.jsonl")
-    assert len((dry_run / "train" / "prompts.jsonl").read_text().splitlines()) == 1389
+    assert args["data.prompt_dataset"] == str(dry_run / "prompts.jsonl")
+    assert len((dry_run / "prompts.jsonl").read_text().splitlines()) == 1389
 
 
 class _Placed(Exception):
@@ -148,10 +152,11 @@ def dry_run_argv(tmp_path, *overrides, shared=None):
     d = shared or SHARED_DATA
     out = tmp_path / "OUT"
     r = cli("stages=[select,train]", "trainer.dry_run=true", "selector=precomputed", f"selector.scores_path={d}/lim_scores.json",
-            f"data_root={d}", "logger=[]", f"hydra.run.dir={out}", *overrides)
+            f"data_root={d}", "logger=[]", f"hydra.run.dir={out}", f"trainer.shared_dir={tmp_path}/shared", *overrides)
     assert r.returncode == 0, r.stderr[-2000:]
     argv = json.loads((out / "train" / "openrlhf_command.json").read_text())
-    n_prompts = len((out / "train" / "prompts.jsonl").read_text().splitlines())
+    prompts = Path(argv[argv.index("--data.prompt_dataset") + 1])  # under trainer.shared_dir for several nodes
+    n_prompts = len(prompts.read_text().splitlines())
     return argv, n_prompts
 
 
@@ -218,7 +223,7 @@ def load_reward_module(path: Path):
 
 
 def test_reward_file_under_openrlhfs_calling_convention(dry_run, tmp_path):
-    module = load_reward_module(dry_run / "train" / "limr_reward.py")
+    module = load_reward_module(dry_run / "limr_reward.py")
     prompt = ("<|im_start|>system\nPlease reason step by step, and put your final answer within \\boxed{}.<|im_end|>\n"
               "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n")
     cases = [(prompt + "2+2 = 4, so \\boxed{4}.<|im_end|>", "4", 1.0), (prompt + "\\boxed{5}<|im_end|>", "4", -0.5),
@@ -239,7 +244,7 @@ def test_reward_file_under_openrlhfs_calling_convention(dry_run, tmp_path):
     for i, (_, _, expected) in enumerate(cases):
         out = results[i]
         assert set(out) == {"rewards", "scores", "extra_logs"} and out["rewards"].tolist() == [expected]
-    records = [json.loads(line) for f in (dry_run / "train" / "rewards").glob("rewards-*.jsonl") for line in f.read_text().splitlines()]
+    records = [json.loads(line) for f in (dry_run / "rewards").glob("rewards-*.jsonl") for line in f.read_text().splitlines()]
     assert sorted(r["prompt_id"] for r in records) == ["q0", "q1", "q2", "q3", "q4"]
 
 
@@ -421,7 +426,8 @@ def test_bad_openrlhf_input_is_one_line(tmp_path, overrides, message):
     from limr_exp.pipeline import run
 
     cfg = compose_cfg(["experiment=smoke", "stages=[train]", "logger=[]", f"cache_dir={tmp_path}/cache", "trainer.gpus_per_node=1",
-                       "ppo.max_steps=null", *overrides], output_dir=tmp_path / "run")
+                       "ppo.max_steps=null", *overrides, *(["trainer.adam_offload=true"] if "trainer=openrlhf" in overrides else [])],
+                      output_dir=tmp_path / "run")
     with pytest.raises(LimrError) as e:
         run(cfg)
     assert message in str(e.value) and "\n" not in str(e.value)
@@ -430,7 +436,7 @@ def test_bad_openrlhf_input_is_one_line(tmp_path, overrides, message):
 
 def test_bad_openrlhf_input_via_the_cli_is_one_line_on_stderr(tmp_path):
     r = cli("experiment=smoke", "stages=[train]", "logger=[]", f"cache_dir={tmp_path}/cache", f"hydra.run.dir={tmp_path}/run",
-            "trainer.gpus_per_node=1", "trainer=openrlhf", "model=qwen2.5_math_7b", "ppo.max_steps=null")
+            "trainer.gpus_per_node=1", "trainer=openrlhf", "model=qwen2.5_math_7b", "ppo.max_steps=null", "trainer.adam_offload=true")
     err = [line for line in r.stderr.splitlines() if line.strip()]
     assert r.returncode == 2 and len(err) == 1 and "needs OpenRLHF" in err[0] and "Traceback" not in r.stderr, r.stderr
 
@@ -511,3 +517,244 @@ def test_truncated_and_continued_responses_as_limrs_rm_server_scores_them(tmp_pa
                                        _CharTokenizer(), _Engine(continuation, finish)))
     assert out["truncated"] == (finish == "length")
     assert out["reward"].tolist() == [expected]
+
+
+# -- the paper's schedule, memory, storage and in-training evaluation, by OpenRLHF 0.11.2's own code ----
+
+def released_hierarchize(argv: list[str]):
+    """The argv parsed by 0.11.2's parser and nested by its own `hierarchize` (args.actor.lr_scheduler ...)."""
+    config = types.ModuleType("openrlhf.utils.config")
+    exec(released_source("openrlhf", OPENRLHF_VERSION, "openrlhf/utils/config.py"), config.__dict__)
+    return config.hierarchize(released_parser().parse_args(argv[3:]))
+
+
+def released_lr_multipliers(argv: list[str], n_prompts: int, optimiser_steps: list[int], role: str = "actor") -> list[float]:
+    """The learning rate (over the peak) that OpenRLHF 0.11.2 gives at each optimiser step: `max_steps` by
+    its prepare_datasets formula, the scheduler by its DeepspeedStrategy code (get_scheduler partial), both
+    read from the wheel and run on our argv."""
+    import math
+    from functools import partial
+
+    import torch
+    from transformers.trainer import get_scheduler
+
+    args = released_hierarchize(argv)
+    trainer_src = released_source("openrlhf", OPENRLHF_VERSION, "openrlhf/trainer/ppo_trainer.py")
+    fn = next(n for n in ast.parse(trainer_src).body if isinstance(n, ast.FunctionDef) and n.name == "prepare_datasets")
+    assign = next(st for st in fn.body if isinstance(st, ast.Assign) and ast.unparse(st.targets[0]) == "max_steps")
+    max_steps = eval(compile(ast.Expression(assign.value), "ppo_trainer.py", "eval"), {"args": args, "prompts_dataset": range(n_prompts)})
+    strategy_src = released_source("openrlhf", OPENRLHF_VERSION, "openrlhf/utils/deepspeed/deepspeed.py")
+    lines = strategy_src.splitlines()
+    start = next(i for i, line in enumerate(lines) if 'scheduler_steps = cfg["scheduler_steps"]' in line)
+    end = next(i for i in range(start, len(lines)) if lines[i].strip() == ")" and "sched_factory" in "".join(lines[start:i + 1]))
+    import textwrap
+
+    block = textwrap.dedent("\n".join(lines[start:end + 1]))
+    model = getattr(args, role)
+    cfg = dict(lr_scheduler=model.lr_scheduler, lr_warmup_ratio=model.lr_warmup_ratio, min_lr_ratio=model.min_lr_ratio,
+               scheduler_steps=max_steps)  # as ppo_actor.py / ppo_critic.py build actor_cfg
+    namespace = {"cfg": cfg, "math": math, "partial": partial, "get_scheduler": get_scheduler}
+    exec(block, namespace)
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimiser = torch.optim.AdamW([param], lr=model.adam.lr)
+    scheduler = namespace["sched_factory"](optimiser)
+    out, step = [], 0
+    for target in optimiser_steps:
+        while step < target:
+            optimiser.step()
+            scheduler.step()
+            step += 1
+        out.append(optimiser.param_groups[0]["lr"] / model.adam.lr)
+    return out
+
+
+def limrs_lr_multipliers(optimiser_steps: list[int]) -> list[float]:
+    """LIMR's schedule (its fork of OpenRLHF, ppo_actor.py, with scripts/train_limr.sh's values): transformers'
+    cosine_with_min_lr, 10 warm-up steps, min 0.1 x, over 10,000 episodes of 1,389 x 8 // 256 optimiser steps."""
+    import torch
+    from transformers.optimization import get_scheduler
+
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimiser = torch.optim.AdamW([param], lr=5e-7)
+    scheduler = get_scheduler("cosine_with_min_lr", optimiser, num_warmup_steps=10, num_training_steps=10_000 * (1389 * 8 // 256),
+                              scheduler_specific_kwargs={"min_lr": 5e-8})
+    out, step = [], 0
+    for target in optimiser_steps:
+        while step < target:
+            optimiser.step()
+            scheduler.step()
+            step += 1
+        out.append(optimiser.param_groups[0]["lr"] / 5e-7)
+    return out
+
+
+@pytest.mark.slow
+def test_the_paper_presets_learning_rate_is_limrs_by_openrlhfs_own_scheduler(dry_run):
+    """At LIMR's rollout steps 0 / 50 / 100 / 200 (32 optimiser steps each: 1,024 x 8 samples / 256) and just
+    after the warm-up, OpenRLHF 0.11.2's scheduler on our argv gives LIMR's learning rate within 5 %."""
+    argv = json.loads((dry_run.parents[1] / "OUT" / "train" / "openrlhf_command.json").read_text())
+    steps = [0, 5, 10, 11, 50 * 32, 100 * 32, 200 * 32]
+    limr = limrs_lr_multipliers(steps)
+    for role in ("actor", "critic"):
+        ours = released_lr_multipliers(argv, 1389, steps, role)
+        for step, a, b in zip(steps, ours, limr):
+            assert abs(a - b) <= 0.05 * max(b, 1e-9) or (a == b == 0), (role, step, a, b)
+    assert limr[-1] > 0.99  # LIMR's cosine over 430,000 steps has barely moved at its step 200
+
+
+def test_a_finite_cosine_would_not_be_limrs_schedule(tmp_path):
+    """The check above can fail: OpenRLHF's default cosine over the preset's 100 episodes halves the LR by step 100."""
+    from limr_exp.training.openrlhf import build_command
+
+    cfg = compose_cfg(["experiment=limr_paper", "trainer.num_nodes=1", "ppo.lr_scheduler=cosine_with_min_lr"])
+    argv = build_command(cfg, tmp_path / "p.jsonl", "prompt", False, tmp_path / "r.py", tmp_path, n_prompts=1389)
+    ours = released_lr_multipliers(argv, 1389, [100 * 32])
+    assert ours[0] < 0.75 * limrs_lr_multipliers([100 * 32])[0]
+
+
+def test_warm_up_is_exactly_the_configured_optimiser_steps(tmp_path):
+    from limr_exp.training.openrlhf import build_command
+
+    for episodes in (1, 3, 100, 10_000):
+        cfg = compose_cfg(["experiment=limr_paper", "trainer.num_nodes=1", f"ppo.num_episodes={episodes}"])
+        argv = build_command(cfg, tmp_path / "p.jsonl", "prompt", False, tmp_path / "r.py", tmp_path, n_prompts=1389)
+        lr = released_lr_multipliers(argv, 1389, [9, 10, 11])
+        assert lr[0] < 1.0 and lr[1] == pytest.approx(1.0) and lr[2] == pytest.approx(1.0), episodes
+
+
+@pytest.mark.parametrize("overrides,fits", [
+    ([], True),                                                          # 2 nodes, LIMR's separate layout
+    (["trainer.num_nodes=1"], True),                                     # colocated on 8 x 80 GB at vLLM 0.5
+    (["trainer.num_nodes=1", "trainer.vllm_gpu_memory_utilization=0.8"], True),
+    (["trainer.num_nodes=1", "trainer.vllm_gpu_memory_utilization=0.95"], False),  # vLLM's default, colocated
+    (["trainer.num_nodes=1", "trainer.adam_offload=false", "trainer.gpu_memory_gb=24"], False),
+])
+def test_gpu_memory_of_the_7b_preset(tmp_path, overrides, fits):
+    """The start-up check (config.validate calls it after the placement check) on the paper's 7B preset."""
+    from limr_exp.errors import ConfigError
+    from limr_exp.training import memory, placement
+
+    cfg = compose_cfg(["experiment=limr_paper", f"trainer.shared_dir={tmp_path}", *overrides], output_dir=tmp_path / "run")
+    layout = placement.plan(cfg.trainer, True, True)
+    estimate = memory.estimate(cfg, layout, True, True)
+    if fits:
+        memory.check(estimate, cfg.trainer)
+    else:
+        with pytest.raises(ConfigError) as e:
+            memory.check(estimate, cfg.trainer)
+        assert "\n" not in str(e.value) and "GPU memory" in str(e.value) and "trainer." in str(e.value)
+
+
+def test_gpu_memory_is_read_from_a_local_models_config(tmp_path):
+    from limr_exp.training import memory, placement
+
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text(json.dumps({  # Qwen2.5-7B's shape
+        "hidden_size": 3584, "num_hidden_layers": 28, "intermediate_size": 18944, "num_attention_heads": 28,
+        "num_key_value_heads": 4, "vocab_size": 152064, "tie_word_embeddings": False}))
+    cfg = compose_cfg(["experiment=limr_paper", "trainer.num_nodes=1", f"model.path={tmp_path / 'm'}"])
+    size = memory.model_size(cfg.model)
+    assert 7.5e9 < size.params < 7.7e9 and size.head_dim == 128 and size.kv_bytes_per_token == 2 * 28 * 4 * 128 * 2
+    e = memory.estimate(cfg, placement.plan(cfg.trainer, True, True), True, True)
+    assert e.colocated and e.share == 0.5 and "GPU memory per GPU" in memory.summary(e)
+
+
+def test_a_two_node_preset_without_shared_storage_is_one_line(tmp_path, shared_data_module):
+    r = cli("experiment=limr_paper", "trainer.dry_run=true", "logger=[]", f"data_root={shared_data_module}",
+            f"hydra.run.dir={tmp_path}/run", "stages=[select,train]", "selector=precomputed",
+            f"selector.scores_path={shared_data_module}/lim_scores.json")
+    err = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 2 and len(err) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "trainer.num_nodes=2" in err[0] and "trainer.shared_dir" in err[0]
+    assert not (tmp_path / "run" / "train").exists()
+
+
+def test_multi_node_records_are_gathered_into_the_run_folder(tmp_path, monkeypatch):
+    """Every file an engine touches lives under trainer.shared_dir; the records come back at the end."""
+    from limr_exp.data import ProblemSet
+    from limr_exp.training import openrlhf
+
+    cfg = compose_cfg(["experiment=limr_paper", f"trainer.shared_dir={tmp_path / 'nfs'}", "trainer.eval_steps=-1",
+                       "ppo.num_episodes=1"], output_dir=tmp_path / "run")
+    problems = ProblemSet("p", [{"id": f"q{i}", "prompt": f"{i}+1?", "answer": str(i + 1)} for i in range(4)])
+    monkeypatch.setattr(openrlhf, "_require_openrlhf", lambda: None)
+
+    def fake_run(argv, log_path, what, abort_file=None):  # the engines: every sample of one episode rewarded once
+        reward = Path(argv[argv.index("--reward.remote_url") + 1])
+        assert reward.is_relative_to(tmp_path / "nfs")
+        module = load_reward_module(reward)
+        calls = [(PROMPT + "\\boxed{1}<|im_end|>", PROMPT, json.dumps({"answer": r["answer"], "id": r["id"]}))
+                 for r in problems.rows for _ in range(8)]
+        drive_like_openrlhf(module.reward_func, calls)
+
+    monkeypatch.setattr(openrlhf, "_run_logged", fake_run)
+    result = openrlhf.train_openrlhf(cfg, problems, tmp_path / "run" / "train")
+    assert result.history.num_rows == 4 * 8
+    gathered = list((tmp_path / "run" / "train" / "rewards").glob("rewards-*.jsonl"))
+    assert gathered and sum(len(f.read_text().splitlines()) for f in gathered) == 32
+
+
+@pytest.mark.parametrize("name", ['run "quoted"', "run\\back\\slash", "run with spaces", 'a"""b', "tab\\N{x}", "x'); import os; os.system('touch pwned') #"])
+def test_a_hostile_run_folder_path_is_data_not_code(tmp_path, name):
+    """The reward file is fixed; the path travels as JSON: OpenRLHF's own executor loads it and it works."""
+    from limr_exp.training.openrlhf import write_reward_file
+
+    folder = tmp_path / name
+    folder.mkdir()
+    write_reward_file({"require_end_token": True}, folder / "limr_reward.py", folder / "rewards")
+    source = (folder / "limr_reward.py").read_text()
+    assert name not in source  # no path, no setting in the code
+    executor = released_single_turn_executor(folder / "limr_reward.py")
+    out = drive_like_openrlhf(executor.reward_func, [(PROMPT + "\\boxed{4}<|im_end|>", PROMPT, json.dumps({"answer": "4", "id": "q"}))])
+    assert out[0]["rewards"].tolist() == [1.0] and list((folder / "rewards").glob("rewards-*.jsonl"))
+    assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
+
+
+def test_a_comma_in_the_reward_files_path_is_one_line(tmp_path):
+    from limr_exp.errors import ConfigError
+    from limr_exp.training.openrlhf import write_reward_file
+
+    with pytest.raises(ConfigError, match="comma") as e:
+        write_reward_file(None, tmp_path / "a,b" / "limr_reward.py", tmp_path / "rewards")
+    assert "\n" not in str(e.value)
+
+
+def test_in_training_evaluation_as_limr_ran_it(tmp_path, shared_data_module):
+    """T 0.7, one sample, each benchmark its own datasource, and OpenRLHF 0.11.2's own eval metric
+    (compute_eval_metrics, from the wheel) on our rewards is each benchmark's accuracy."""
+    from limr_exp.training.openrlhf import build_command, write_eval_prompts, write_reward_file
+
+    cfg = compose_cfg(["experiment=limr_paper", "trainer.num_nodes=1", f"data_root={shared_data_module}", "trainer.eval_problems=20"])
+    path = write_eval_prompts(cfg, tmp_path / "eval_prompts.jsonl")
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    by_source = {}
+    for r in rows:
+        by_source.setdefault(r["datasource"], []).append(r)
+    assert sorted(by_source) == ["aime24", "amc23", "math500"] and all(len(v) == 20 for v in by_source.values())
+    argv = build_command(cfg, tmp_path / "p.jsonl", "prompt", False, tmp_path / "r.py", tmp_path, n_prompts=1389, eval_path=path)
+    args = released_hierarchize(argv)
+    assert args.eval.temperature == 0.7 and args.eval.n_samples_per_prompt == 1 and args.eval.dataset == str(path)
+
+    write_reward_file(cfg.reward, tmp_path / "limr_reward.py", tmp_path / "records")
+    module = load_reward_module(tmp_path / "limr_reward.py")
+    samples, correct = [], {}
+    for k, r in enumerate(rows):
+        right = k % 3 == 0
+        answer = json.loads(r["label"])["answer"]
+        response = f"so \\boxed{{{answer if right else 'wrong' + str(k)}}}<|im_end|>"
+        out = module.reward_func([PROMPT + response], [PROMPT], [r["label"]])
+        prompt = json.dumps(r.get("context_messages", r.get("prompt")))  # what the dataloader would hand over
+        samples.append(types.SimpleNamespace(prompts=[prompt], rewards=out["rewards"][0], response_length=None, truncated=None))
+        correct.setdefault(r["datasource"], []).append(right)
+    prompts = [json.dumps(r.get("context_messages", r.get("prompt"))) for r in rows]
+    loader = [([r["datasource"] for r in rows], prompts, [r["label"] for r in rows], [None] * len(rows))]
+    source = released_source("openrlhf", OPENRLHF_VERSION, "openrlhf/trainer/ppo_trainer.py")
+    fn = next(n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and n.name == "compute_eval_metrics")
+    import torch
+
+    namespace = {"torch": torch}
+    exec(compile(ast.Module([fn], []), "ppo_trainer.py", "exec"), namespace)
+    logs = namespace["compute_eval_metrics"](loader, samples, 1)
+    for ds, flags in correct.items():
+        assert logs[f"eval_{ds}_pass1"] == pytest.approx(sum(flags) / len(flags))
+    assert not list((tmp_path / "records").glob("rewards-*.jsonl"))  # evaluation stays out of the history

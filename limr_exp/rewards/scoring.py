@@ -167,7 +167,8 @@ def warm_up(settings: RewardSettings | None = None, wait: bool = True) -> None:
         try:
             pool.warm_up()
         except Exception as e:  # the first judgement that needs a worker raises it again, where it is seen
-            log.warning("reward: starting the verifier processes in the background failed: %s", e)
+            if not pool._closed:  # (a pool shut down meanwhile has nothing to report)
+                log.warning("reward: starting the verifier processes in the background failed: %s", e)
 
     threading.Thread(target=start, name="limr-judge-warm-up", daemon=True).start()
 

@@ -3,15 +3,21 @@
 Writes into `<run>/train/` (for a cluster job, into `trainer.shared_dir/<run>/`):
   prompts.jsonl          the training subset: `context_messages` (chat) or `prompt`, and a JSON label
                          holding the reference answer and the prompt id
-  eval_prompts.jsonl     the eval suite's files for `--eval.dataset` (when trainer.eval_steps > 0)
-  limr_reward.py         OpenRLHF's `reward_func(queries, prompts, labels)`: builds openrlhf_reward.RewardFunction
-                         (LIMR's rule); every training sample's record goes to rewards/*.jsonl
+  eval_prompts.jsonl     the in-training evaluation set for `--eval.dataset` (when trainer.eval_steps > 0): the
+                         eval suite's benchmarks (or trainer.eval_path), each its own `datasource`
+  limr_reward.py         OpenRLHF's `reward_func(queries, prompts, labels)`: a fixed file (a copy of
+                         openrlhf_reward_file.py) that builds openrlhf_reward.RewardFunction (LIMR's rule) from
+  limr_reward.json       the settings beside it; every training sample's record goes to rewards/*.jsonl
   openrlhf_command.json  the argv list (GPU layout planned and checked by placement.py)
 then runs `python -m openrlhf.cli.train_ppo_ray` (its `ray.init()` starts a Ray for the run, or joins a
 running one; none is stopped here) or `ray job submit`s it to `trainer.ray_address`, streams its log,
 and turns the records into `train/trajectories.parquet` (trajectories.import_reward_records: every
 sample's episode and rollout step, across reruns and resumes), so LIM runs on an OpenRLHF run exactly as
 on a local one. No fork of OpenRLHF is needed.
+
+A run that spans several nodes (trainer.num_nodes > 1, or a cluster job) keeps every file an engine
+reads or writes under `trainer.shared_dir/<run>/`; the reward records are copied back into the run folder
+at the end.
 """
 
 from __future__ import annotations
@@ -25,16 +31,10 @@ from pathlib import Path
 from limr_exp.errors import ConfigError, LimrError
 from limr_exp.io import write_json, write_jsonl, write_text
 from limr_exp.models.loading import chat_messages
-from limr_exp.training.openrlhf_reward import ABORT_FILE
+from limr_exp.training.openrlhf_reward import ABORT_FILE, SETTINGS_FILE
 from limr_exp.trajectories import History, write_table
 
-REWARD_FILE_TEMPLATE = '''"""LIMR's rule-based reward for OpenRLHF (`--reward.remote_url {path}`), written by limr-exp.
-The function is limr_exp.training.openrlhf_reward.RewardFunction; this file only holds its settings."""
-
-from limr_exp.training.openrlhf_reward import RewardFunction
-
-reward_func = RewardFunction(settings={settings!r}, records={records!r}, launch={launch!r})
-'''
+REWARD_FILE_SOURCE = Path(__file__).with_name("openrlhf_reward_file.py")  # copied verbatim; no code is generated
 
 
 def write_prompts(problems, model_cfg, path: Path, is_eval: bool = False) -> tuple[str, bool]:
@@ -45,26 +45,43 @@ def write_prompts(problems, model_cfg, path: Path, is_eval: bool = False) -> tup
     rows = []
     for r in problems.rows:
         label = json.dumps({"answer": r["answer"], "id": r["id"], **({"eval": True} if is_eval else {})}, ensure_ascii=False)
-        if chat:
-            rows.append({"context_messages": chat_messages(model_cfg, r["prompt"]), "label": label})
-        else:
-            rows.append({"prompt": r["prompt"], "label": label})
+        row = {"context_messages": chat_messages(model_cfg, r["prompt"])} if chat else {"prompt": r["prompt"]}
+        rows.append({**row, "label": label, **({"datasource": r["datasource"]} if "datasource" in r else {})})
     write_jsonl(path, rows)
     return ("context_messages" if chat else "prompt"), chat
 
 
 def write_eval_prompts(cfg, path: Path) -> Path | None:
-    """The eval suite's benchmark files as one `--eval.dataset` file (labels marked eval), or None."""
+    """The in-training evaluation set as one `--eval.dataset` file (labels marked eval, each benchmark its
+    own `datasource`, so OpenRLHF reports eval_<benchmark>_pass1 per benchmark): the eval suite's files, at
+    most trainer.eval_problems of each (a subset seeded by `seed`), or trainer.eval_path; None if empty."""
+    import random
+
+    from limr_exp.config import resolve_path
     from limr_exp.data import ProblemSet, load_problem_file, require_answers
 
+    t = cfg.trainer
+    if t.eval_path is not None:  # e.g. LIMR's data/evaluation/test.json: id, prompt, answer, source
+        problems = load_problem_file(str(resolve_path(t.eval_path)), prompt_key="prompt", answer_key="answer", id_key="id",
+                                     name="eval", key_prefix="trainer.eval_path")
+        sets = [(None, require_answers(problems, "trainer.eval_path", True).rows)]
+    else:
+        sets = []
+        for bench in cfg.eval.benchmarks:
+            if bench.path is None:
+                continue
+            key = f"eval.benchmarks[{bench.name}]"
+            problems = load_problem_file(bench.path, prompt_key=bench.prompt_key, answer_key=bench.answer_key, id_key="id",
+                                         name=bench.name, key_prefix=key)
+            sets.append((bench.name, require_answers(problems, key, bench.drop_unanswered).rows))
     rows = []
-    for bench in cfg.eval.benchmarks:
-        if bench.path is None:
-            continue
-        key = f"eval.benchmarks[{bench.name}]"
-        problems = load_problem_file(bench.path, prompt_key=bench.prompt_key, answer_key=bench.answer_key, id_key="id",
-                                     name=bench.name, key_prefix=key)
-        rows += [{**r, "id": f"{bench.name}/{r['id']}"} for r in require_answers(problems, key, bench.drop_unanswered).rows]
+    for name, bench_rows in sets:
+        if t.eval_problems is not None and len(bench_rows) > t.eval_problems:
+            keep = set(random.Random(f"{cfg.seed}/{name}").sample(range(len(bench_rows)), t.eval_problems))
+            bench_rows = [r for i, r in enumerate(bench_rows) if i in keep]
+        for r in bench_rows:
+            source = name or str(r.get("source") or "eval")
+            rows.append({**r, "id": f"{source}/{r['id']}", "datasource": source})
     if not rows:
         return None
     write_prompts(ProblemSet("eval", rows), cfg.model, path, is_eval=True)
@@ -72,10 +89,17 @@ def write_eval_prompts(cfg, path: Path) -> Path | None:
 
 
 def write_reward_file(reward_cfg, path: Path, records_dir: Path, launch: int = 1) -> None:
+    """The fixed reward file (openrlhf_reward_file.py, copied) and its settings in `limr_reward.json` beside
+    it. Paths travel as JSON data, never as code. OpenRLHF splits --reward.remote_url at commas, so a path
+    with one is refused."""
     from limr_exp.rewards import RewardSettings
 
-    settings = RewardSettings.from_cfg(reward_cfg).__dict__
-    write_text(path, REWARD_FILE_TEMPLATE.format(path=path, settings=dict(settings), records=str(records_dir), launch=launch))
+    if "," in str(path):
+        raise ConfigError(f"the reward file's path {path} holds a comma, at which OpenRLHF splits --reward.remote_url: "
+                          "pick a run folder (hydra.run.dir=...) and trainer.shared_dir without commas")
+    settings = dict(RewardSettings.from_cfg(reward_cfg).__dict__)
+    write_json(path.with_name(SETTINGS_FILE), {"settings": settings, "records": str(records_dir), "launch": launch})
+    write_text(path, REWARD_FILE_SOURCE.read_text(encoding="utf-8"))
 
 
 def build_command(cfg, prompts_path: Path, input_key: str, chat: bool, reward_path: Path, out: Path, n_prompts: int,
@@ -86,9 +110,12 @@ def build_command(cfg, prompts_path: Path, input_key: str, chat: bool, reward_pa
 
     p, t, m = cfg.ppo, cfg.trainer, cfg.model
     model = str(m.path)  # validated at start (config.validate)
+    from limr_exp.training import memory
+
     kl, critic = p.init_kl_coef > 0, p.advantage_estimator == "gae"
     layout = placement.plan(t, kl, critic)
     placement.check(layout, t, kl, critic, p.n_samples_per_prompt, p.rollout_batch_size, p.micro_rollout_batch_size)
+    memory.check(memory.estimate(cfg, layout, kl, critic), t)
     argv = [
         python or sys.executable, "-m", "openrlhf.cli.train_ppo_ray",
         "--actor.model_name_or_path", model,
@@ -110,6 +137,8 @@ def build_command(cfg, prompts_path: Path, input_key: str, chat: bool, reward_pa
         "--train.seed", str(cfg.seed),
         "--actor.adam.lr", str(p.actor_learning_rate),
         "--critic.adam.lr", str(p.critic_learning_rate),
+        "--actor.lr_scheduler", str(p.lr_scheduler),
+        "--critic.lr_scheduler", str(p.lr_scheduler),
         "--actor.max_norm", str(p.max_norm),
         "--critic.max_norm", str(p.max_norm),
         "--algo.kl.init_coef", str(p.init_kl_coef),
@@ -128,9 +157,9 @@ def build_command(cfg, prompts_path: Path, input_key: str, chat: bool, reward_pa
         "--ckpt.load_enable",  # a rerun resumes from the last checkpoint under --ckpt.path
         "--actor.gradient_checkpointing_enable",
     ]
-    if p.lr_warmup_steps > 0:  # OpenRLHF 0.11 takes a ratio of its scheduler's steps
+    if p.lr_warmup_steps > 0:  # OpenRLHF 0.11 warms up for ceil(ratio x its scheduler's steps) optimiser steps
         max_steps = max(1, n_prompts * p.n_samples_per_prompt // p.train_batch_size * p.num_episodes * p.max_epochs)
-        ratio = f"{min(1.0, p.lr_warmup_steps / max_steps):.6g}"
+        ratio = f"{min(1.0, (p.lr_warmup_steps - 0.5) / max_steps):.6g}"  # ceil gives exactly lr_warmup_steps
         argv += ["--actor.lr_warmup_ratio", ratio, "--critic.lr_warmup_ratio", ratio]
     if p.normalize_reward:
         argv.append("--reward.normalize_enable")
@@ -138,10 +167,10 @@ def build_command(cfg, prompts_path: Path, input_key: str, chat: bool, reward_pa
         argv += ["--ds.packing_samples", "--ds.attn_implementation", "flash_attention_2"]
     if t.adam_offload:
         argv.append("--ds.adam_offload")
-    if t.vllm_gpu_memory_utilization is not None:
-        argv += ["--vllm.gpu_memory_utilization", str(t.vllm_gpu_memory_utilization)]
-    if eval_path is not None and t.eval_steps > 0:
-        argv += ["--eval.dataset", str(eval_path), "--eval.steps", str(t.eval_steps)]
+    argv += ["--vllm.gpu_memory_utilization", f"{memory.vllm_share(t, layout.colocate_all):g}"]
+    if eval_path is not None and t.eval_steps > 0:  # as LIMR evaluated during training: T 0.7, one sample
+        argv += ["--eval.dataset", str(eval_path), "--eval.steps", str(t.eval_steps),
+                 "--eval.temperature", f"{t.eval_temperature:g}", "--eval.n_samples_per_prompt", str(t.eval_n_samples)]
     if chat:
         argv.append("--data.apply_chat_template")
     else:
@@ -235,6 +264,7 @@ def train_openrlhf(cfg, problems, out: Path, tracker=None, *, num_episodes=None,
     python = "python" if t.ray_address else None  # a submitted job runs the cluster's python
     argv = build_command(cfg, prompts, input_key, chat, reward_path, work, len(problems), eval_path, python)
     write_json(out / "openrlhf_command.json", argv)
+    print(f"openrlhf: {_memory_line(cfg)}", flush=True)
     if t.dry_run:
         write_reward_file(cfg.reward, reward_path, records)
         print(f"openrlhf dry run: command in {out / 'openrlhf_command.json'}, reward file {reward_path}", flush=True)
@@ -255,6 +285,8 @@ def train_openrlhf(cfg, problems, out: Path, tracker=None, *, num_episodes=None,
         _run_logged(argv, log_path, "OpenRLHF training", records / ABORT_FILE)
     n = int(effective_flag(argv, "--rollout.n_samples_per_prompt", "1"))
     episodes = int(effective_flag(argv, "--train.num_episodes", "1"))
+    if work != out:  # the records, gathered into the run folder
+        shutil.copytree(records, out / "rewards", dirs_exist_ok=True)
     history = import_reward_records(records, n, int(effective_flag(argv, "--rollout.batch_size", "1")), len(problems))
     expected = len(problems) * n * episodes
     if history.num_rows < expected:
@@ -264,13 +296,24 @@ def train_openrlhf(cfg, problems, out: Path, tracker=None, *, num_episodes=None,
     return TrainResult(history, work / "checkpoint", {})
 
 
+def _memory_line(cfg) -> str:
+    from limr_exp.training import memory, placement
+
+    p = cfg.ppo
+    kl, critic = p.init_kl_coef > 0, p.advantage_estimator == "gae"
+    return memory.summary(memory.estimate(cfg, placement.plan(cfg.trainer, kl, critic), kl, critic))
+
+
 def _work_dir(cfg, out: Path) -> Path:
     """Where OpenRLHF reads its inputs and writes records and checkpoints: the run folder, or for a cluster
-    job `trainer.shared_dir/<run folder name>`, which every node and this machine must see."""
+    job or a run over several nodes `trainer.shared_dir/<run folder name>`, which every node and this
+    machine must see."""
     t = cfg.trainer
-    if not t.ray_address:
+    if not t.ray_address and t.num_nodes <= 1:
         out.mkdir(parents=True, exist_ok=True)
         return out
+    if not t.shared_dir:
+        raise ConfigError(f"trainer.num_nodes={t.num_nodes}: set trainer.shared_dir to storage every node sees")
     work = Path(t.shared_dir).expanduser() / Path(cfg.output_dir).name
     try:
         work.mkdir(parents=True, exist_ok=True)

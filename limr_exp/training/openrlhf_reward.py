@@ -1,15 +1,20 @@
-"""OpenRLHF's custom reward function, LIMR's rule behind it (the generated `limr_reward.py` only builds one).
+"""OpenRLHF's custom reward function, LIMR's rule behind it (the fixed `limr_reward.py` only builds one
+from the `limr_reward.json` beside it).
 
-OpenRLHF 0.11 (`openrlhf/utils/agent.py`, SingleTurnExecutor) loads the file given to
+OpenRLHF 0.11.2 (`openrlhf/utils/agent.py`, SingleTurnAgentExecutor) loads the file given to
 `--reward.remote_url` with `spec_from_file_location` inside each vLLM engine actor and calls
 `reward_func([query], [prompt], [label])` once per sample through `asyncio.to_thread`, so calls come
 from worker threads; `query` is the decoded prompt + response with special tokens kept. If the function
-raises, OpenRLHF only logs it and the sample gets no reward, so this function raises only to stop a
-run whose judge is broken, and says so where the run's launcher looks (`<records>/ABORTED`).
+raises, the executor logs it and leaves the sample's reward None, on which 0.11.2's experience maker
+fails and the run crashes. So this function never raises for a sample (an internal error scores -1 with
+reason `error`); it raises only to stop a run whose judge is broken, and first says why where the
+run's launcher looks (`<records>/ABORTED`), which then stops the run with that one line.
 
 Every judged training sample is appended to `<records>/rewards-<host>-<pid>.jsonl` (prompt id, reward,
 correct, reason, time, launch): the history LIM reads back (trajectories.import_reward_records). Samples
-of `--eval.dataset` prompts (labels marked `eval`) go to `eval-<host>-<pid>.jsonl`, out of the history.
+of `--eval.dataset` prompts (labels marked `eval`) go to `eval-<host>-<pid>.jsonl`, out of the history,
+and are rewarded 1 when correct and 0 otherwise, so OpenRLHF's `eval_<benchmark>_pass1` is the
+benchmark's accuracy (LIMR's in-training metric), not a mean of 1 / -0.5 / -1.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import time
 from limr_exp.rewards import Judgement, RewardSettings, judge_batch, too_many_errors, warm_up
 
 ABORT_FILE = "ABORTED"
+SETTINGS_FILE = "limr_reward.json"  # beside the reward file: {"settings": ..., "records": ..., "launch": ...}
 _MARKERS = ("<|im_start|>assistant\n", "<|start_header_id|>assistant<|end_header_id|>\n\n", "Assistant:")
 
 
@@ -85,7 +91,8 @@ class RewardFunction:
             judgements = [Judgement(self.settings.format_error, False, "error", None)] * len(queries)
         self._record(parsed, judgements)
         self._count(judgements)
-        rewards = torch.tensor([j.reward for j in judgements], dtype=torch.float32)
+        rewards = torch.tensor([float(j.correct) if is_eval else j.reward for (_, _, is_eval), j in zip(parsed, judgements)],
+                               dtype=torch.float32)
         return {"rewards": rewards, "scores": rewards,
                 "extra_logs": {"accuracy": torch.tensor([float(j.correct) for j in judgements]),
                                "reward_errors": torch.tensor([float(j.reason == "error") for j in judgements])}}
