@@ -19,24 +19,53 @@ log = logging.getLogger("limr_exp")
 
 class SweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """The sweep's id and MLflow parent run (with the sweep's parameters as its params). A rerun of a
+        sweep in the same folder (after a kill) continues both, instead of leaving the old parent RUNNING
+        beside a new one."""
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        info = {"id": f"sweep-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}", "started": time.time(),
-                "overrides": list(config.hydra.overrides.task)}
+        info_path = sweep_dir / "multirun.json"
+        try:
+            earlier = json.loads(info_path.read_text())
+        except (OSError, ValueError):
+            earlier = {}
+        info = {"id": earlier.get("id") or f"sweep-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}",
+                "started": earlier.get("started") or time.time(), "overrides": list(config.hydra.overrides.task)}
         loggers = OmegaConf.to_container(config.logger, resolve=True) or {}
         if "mlflow" in loggers:
-            from limr_exp.tracking import default_tracking_uri, ensure_experiment
+            from limr_exp.tracking import MlflowLogger, default_tracking_uri, ensure_experiment
 
             import mlflow
 
             opts = loggers["mlflow"] or {}
             uri = opts.get("tracking_uri") or default_tracking_uri()
+            MlflowLogger.check_store(uri)
             mlflow.set_tracking_uri(uri)
             experiment_id = ensure_experiment(mlflow, opts.get("experiment", "limr-exp"), opts.get("artifact_root"))
             client = mlflow.MlflowClient(uri)
-            parent = client.create_run(experiment_id, run_name=info["id"], tags={"limr.sweep_dir": str(sweep_dir)})
-            info.update(mlflow_parent_run_id=parent.info.run_id, mlflow_tracking_uri=uri)
-        (sweep_dir / "multirun.json").write_text(json.dumps(info, indent=2))
+            parent = self._earlier_parent(client, earlier, uri)
+            if parent is None:
+                parent = client.create_run(experiment_id, run_name=info["id"], tags={"limr.sweep_dir": str(sweep_dir)}).info.run_id
+                params = {"sweep.overrides": " ".join(info["overrides"])[:6000]}
+                sweeper = OmegaConf.select(config, "hydra.sweeper.params", default=None)
+                if sweeper:
+                    params |= {f"sweep.{k}": str(v)[:6000] for k, v in OmegaConf.to_container(sweeper, resolve=True).items()}
+                client.log_batch(parent, params=[mlflow.entities.Param(k, v) for k, v in params.items()])
+            else:
+                client.update_run(parent, status="RUNNING")
+            info.update(mlflow_parent_run_id=parent, mlflow_tracking_uri=uri)
+        info_path.write_text(json.dumps(info, indent=2))
+
+    @staticmethod
+    def _earlier_parent(client, earlier: dict, uri: str) -> str | None:
+        """The parent run of an earlier launch of this sweep folder, if it lives in this store."""
+        run_id = earlier.get("mlflow_parent_run_id")
+        if not run_id or earlier.get("mlflow_tracking_uri") != uri:
+            return None
+        try:
+            return run_id if client.get_run(run_id).info.lifecycle_stage == "active" else None
+        except Exception:
+            return None
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from limr_exp.report import build_report, write_report

@@ -176,6 +176,7 @@ class EvalConfig:
     benchmarks: List[BenchmarkConfig] = MISSING
     evaluate_base: bool = True  # also evaluate the base model (cached) into eval/base_metrics.json
     tensor_parallel_size: Optional[int] = None  # vllm: null = the most visible GPUs that divide the attention heads
+    limit: Optional[int] = None  # at most the first N problems of each benchmark (a quick partial run); null: all
     gpu_memory_utilization: float = 0.8  # vllm: the engine's share of GPU memory
 
 
@@ -247,6 +248,83 @@ class Config:
     run_name: str = MISSING
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def default_data_root() -> str:
+    """Where the real data is looked for (the one default, for the CLI and the tests): $LIMR_DATA_DIR, else
+    data/limr (from the working directory, then the checkout), else the shared/data/limr folder beside the
+    checkout; data/limr when none exists (the checks then name LIMR_DATA_DIR)."""
+    if os.environ.get("LIMR_DATA_DIR"):
+        return os.environ["LIMR_DATA_DIR"]
+    for candidate in (Path("data/limr"), ROOT / "data" / "limr", ROOT.parent / "shared" / "data" / "limr"):
+        if candidate.is_dir():
+            return str(candidate)
+    return "data/limr"
+
+
+CONF_DIR = ROOT / "conf"
+
+
+def config_groups() -> str:
+    """`group: option, option` for every group of conf/ a user chooses from (for --help)."""
+    lines = []
+    for group in sorted(p for p in CONF_DIR.iterdir() if p.is_dir()):
+        options = sorted(f.stem for f in group.glob("*.yaml"))
+        if options:
+            lines.append(f"{group.name}: {', '.join(options)}")
+    return "\n".join(lines) + "\n"
+
+
+LAUNCHER_PLUGINS = {"joblib": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher"),
+                    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
+                    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher")}
+
+
+def override_hint(argv: list[str]) -> str | None:
+    """One line for a command-line override that Hydra would answer unhelpfully, else None: a misspelt
+    group or key (Hydra suggests `+key`, which a typed config refuses anyway), or a launcher whose plugin
+    is not installed (Hydra only says it cannot find it)."""
+    import difflib
+    import importlib.util
+
+    known = {p.name for p in CONF_DIR.iterdir() if p.is_dir()} | set(Config.__dataclass_fields__) | {"hydra"}
+    for arg in argv:
+        if arg.startswith("-") or "=" not in arg or arg.startswith(("+", "~")):
+            continue
+        key, value = arg.split("=", 1)
+        if key == "hydra/launcher" and value in LAUNCHER_PLUGINS:
+            module, package = LAUNCHER_PLUGINS[value]
+            if importlib.util.find_spec("hydra_plugins") is None or importlib.util.find_spec(module) is None:
+                return (f"hydra/launcher={value} needs Hydra's {package} plugin, which is not installed: "
+                        "pip install -e '.[sweeps]' (or pip install " + package + ")")
+            continue
+        top = key.split("/")[0].split(".")[0]
+        if top in known:
+            continue
+        close = difflib.get_close_matches(top, sorted(known - {"hydra"}), n=1, cutoff=0.6)
+        hint = f": did you mean {close[0]!r}?" if close else ""
+        return (f"{arg}: {top!r} is no config group or key{hint} (python -m limr_exp --help lists the groups; "
+                "--cfg job every key)")
+    return None
+
+
+MAX_FOLDER_NAME = 120  # bytes of a run folder's own name (file systems allow 255; Hydra adds its time prefix)
+
+
+def folder_name(name) -> str:
+    """`name` as a run folder's name: path separators replaced, and a name too long for the file system
+    shortened, keeping its start and a hash of the whole, so two long names stay apart."""
+    import hashlib
+
+    text = str(name).replace("/", "_").replace("\0", "")
+    if len(text.encode()) <= MAX_FOLDER_NAME:
+        return text
+    digest = hashlib.sha1(text.encode()).hexdigest()[:8]
+    head = text.encode()[:MAX_FOLDER_NAME - 9].decode(errors="ignore")
+    return f"{head}-{digest}"
+
+
 def run_name(selector: str, theta, size, seed) -> str:  # size: null for selectors without one
     """A name that tells runs apart: lim-theta0.6-seed42, random-n1389-seed42, full-seed42."""
     if selector == "full":
@@ -258,10 +336,10 @@ def run_name(selector: str, theta, size, seed) -> str:  # size: null for selecto
     return f"{base}-seed{seed}"
 
 
-OPTION_SCHEMAS = {  # (group, schema name) -> the schema its option files extend (`defaults: [<name>, _self_]`)
-    ("selector", "schema_sized"): SizedSelectorConfig,
-    ("selector", "schema_precomputed"): PrecomputedSelectorConfig,
-    ("trainer", "schema_openrlhf"): OpenRLHFTrainerConfig,
+OPTION_SCHEMAS = {  # (group, schema) -> the schema its option files extend (`defaults: [schema/<name>@_here_, _self_]`)
+    ("selector", "sized"): SizedSelectorConfig,  # stored as selector/schema/sized: not an option of `selector`
+    ("selector", "precomputed"): PrecomputedSelectorConfig,
+    ("trainer", "openrlhf"): OpenRLHFTrainerConfig,
 }
 
 
@@ -269,9 +347,15 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="limr_schema", node=Config)
     for (group, name), node in OPTION_SCHEMAS.items():
-        cs.store(group=group, name=name, node=node)
+        cs.store(group=f"{group}/schema", name=name, node=node)
     if not OmegaConf.has_resolver("limr_run_name"):
         OmegaConf.register_new_resolver("limr_run_name", run_name)
+    if not OmegaConf.has_resolver("limr_data_root"):
+        OmegaConf.register_new_resolver("limr_data_root", default_data_root)
+    if not OmegaConf.has_resolver("limr_config_groups"):
+        OmegaConf.register_new_resolver("limr_config_groups", config_groups)
+    if not OmegaConf.has_resolver("limr_dirname"):
+        OmegaConf.register_new_resolver("limr_dirname", folder_name)
 
 
 register_configs()
@@ -289,6 +373,13 @@ def data_root_hint(cfg: DictConfig, path) -> str:
         return ""
     return (f": it lies under data_root={root}; set LIMR_DATA_DIR (or data_root=...) to the folder that holds "
             "math_full_8523.json, lim_scores.json, limr_subset_hf/ and eval/")
+
+
+def _not_special(path, key: str) -> None:
+    p = resolve_path(path)
+    if p.exists() and not (p.is_file() or p.is_dir()):
+        raise ConfigError(f"{key}={path} is neither a folder nor a regular file (reading a FIFO, socket or device would "
+                          "hang the run): point it at a file")
 
 
 def resolve_path(path: str | os.PathLike, base: str | os.PathLike | None = None) -> Path:
@@ -363,13 +454,17 @@ def validate(cfg: DictConfig) -> None:
     _require(t.steps_per_epoch >= 1, f"trajectories.steps_per_epoch={t.steps_per_epoch} must be at least 1")
     _require(t.max_epochs is None or t.max_epochs >= 1, f"trajectories.max_epochs={t.max_epochs} must be at least 1 (or null for all epochs)")
     if t.path is not None:
+        _not_special(t.path, "trajectories.path")
         _require(resolve_path(t.path).exists(), f"trajectories.path={t.path} does not exist: point it at a step-dump folder, a verl rollout folder or a trajectories .parquet file")
 
     d = cfg.dataset
     if d.path is not None and d.format != "toy_arith":
+        _not_special(d.path, "dataset.path")
         _require(resolve_path(d.path).exists(), f"dataset.path={d.path} does not exist" + (
             data_root_hint(cfg, d.path) or ": check the path (relative paths start from the working directory)"))
     for b in cfg.eval.benchmarks if "eval" in cfg.stages else ():
+        if b.path is not None:
+            _not_special(b.path, f"eval.benchmarks[{b.name}].path")
         _require(b.path is None or resolve_path(b.path).exists(), f"eval.benchmarks[{b.name}].path={b.path} does not exist"
                  + data_root_hint(cfg, b.path))
     _require(d.format in DATASET_FORMATS, f"dataset.format={d.format!r} is unknown: use one of {', '.join(DATASET_FORMATS)}")
@@ -381,6 +476,7 @@ def validate(cfg: DictConfig) -> None:
     _require(size is None or size >= 1, f"selector.size={size} must be a positive number of prompts (or null)")
     if s.name == "precomputed":
         _require(s.scores_path is not None, "selector=precomputed needs selector.scores_path=<scores .json|.csv|.parquet>")
+        _not_special(s.scores_path, "selector.scores_path")
         _require(resolve_path(s.scores_path).exists(), f"selector.scores_path={s.scores_path} does not exist"
                  + data_root_hint(cfg, s.scores_path))
 
@@ -433,6 +529,7 @@ def validate(cfg: DictConfig) -> None:
     from limr_exp.evaluation.run import BACKENDS
 
     BACKENDS.get(cfg.eval.backend)  # one line naming the backends
+    _require(cfg.eval.limit is None or cfg.eval.limit >= 1, f"eval.limit={cfg.eval.limit} must be at least 1 (or null: every problem)")
     _require(0 < cfg.eval.gpu_memory_utilization <= 1,
              f"eval.gpu_memory_utilization={cfg.eval.gpu_memory_utilization} must be a share in (0, 1]")
     if cfg.eval.backend == "vllm" and cfg.eval.tensor_parallel_size is not None and cfg.model.path:

@@ -69,6 +69,14 @@ def give_files_the_usual_mode(folder: str | os.PathLike) -> None:
             os.chmod(path, _FILE_MODE)
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def without_bom(data: bytes) -> bytes:
+    """JSON text without the UTF-8 byte-order mark some editors (Excel, Notepad) put first: accepted, not an error."""
+    return data[len(UTF8_BOM):] if data.startswith(UTF8_BOM) else data
+
+
 def json_error_reason(e: Exception, data: bytes) -> str:
     """Why `data` could not be decoded as JSON, in words a user can act on (file offsets included)."""
     import re

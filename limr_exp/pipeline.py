@@ -102,7 +102,8 @@ def select_stage(cfg: DictConfig, problems: ProblemSet, out: Path, tracker: Trac
     write_jsonl(sel_dir / "selected.jsonl", (row for row, keep in zip(problems.rows, result.selected) if keep))
     tracker.log_artifact(sel_dir / "selected.jsonl", "dataset")
     tracker.log_table("selection/scores", [{"prompt_id": i, "score": None if np.isnan(sc) else float(sc), "selected": bool(k)}
-                                           for i, sc, k in zip(result.ids, result.scores, result.selected)])
+                                           for i, sc, k in zip(result.ids, result.scores, result.selected)],
+                      full=sel_dir / "scores.parquet")
     for png in sorted((out / "plots").glob("*.png")):
         tracker.log_artifact(png, "plots")
     n, n_sel = len(problems), result.n_selected
@@ -143,6 +144,25 @@ def train_stage(cfg: DictConfig, subset: ProblemSet, out: Path, tracker: Tracker
     return train(cfg, subset, out / "train", tracker, on_step=on_step)
 
 
+def trained_steps(out: Path) -> int | None:
+    """The rollout step of the run folder's trained model: the last step of train/steps.jsonl (local), or
+    of train/trajectories.parquet (OpenRLHF); None when nothing was trained here."""
+    from limr_exp.io import read_jsonl
+
+    path = out / "train" / "steps.jsonl"
+    if path.exists():
+        steps = [r["step"] for r in read_jsonl(path) if isinstance(r.get("step"), int)]
+        return max(steps) if steps else None
+    table = out / "train" / "trajectories.parquet"
+    if table.exists():
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        steps = pq.read_table(table, columns=["step"]).column("step")
+        return int(pc.max(steps).as_py()) if len(steps) else None
+    return None
+
+
 def eval_stage(cfg: DictConfig, checkpoint: Path | None, out: Path, tracker: Tracker) -> tuple[dict, dict | None]:
     from limr_exp.evaluation import evaluate, evaluate_base
     from limr_exp.models import load_policy, resolve_device
@@ -156,11 +176,13 @@ def eval_stage(cfg: DictConfig, checkpoint: Path | None, out: Path, tracker: Tra
             checkpoint = None
     bundle = load_policy(cfg.model, cfg.cache_dir, resolve_device(cfg.trainer.device), path=str(checkpoint) if checkpoint else None,
                          with_model=cfg.eval.backend == "hf")
-    return evaluate(cfg, bundle, out / "eval", tracker), base
+    return evaluate(cfg, bundle, out / "eval", tracker, step=trained_steps(out) if checkpoint else None), base
 
 
 def summary_table(summary: dict) -> str:
     lines = ["", "limr-exp summary", "-" * 44]
+    if summary.get("run_folder"):
+        lines.append(f"{'run folder':<28}{summary['run_folder']}")
     if "n_selected" in summary:
         lines.append(f"{'subset size':<28}{summary['n_selected']:>8} of {summary['n_prompts']}")
     base, trained = summary.get("base_metrics"), summary.get("metrics")
@@ -174,15 +196,46 @@ def summary_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def run_info(cfg: DictConfig, out: Path, sweep_dir: Path | None = None, job_num: int | None = None) -> RunInfo:
+# keys that never change what a run computes: who logs it, how fast, where its files go, which stages run now
+UNFINGERPRINTED = ("logger", "threads", "output_dir", "stages", "cache_dir", "data_root", "run_name", "reward.workers",
+                   "reward.memory_limit_mb", "trainer.dry_run", "trainer.device", "eval.batch_size", "eval.evaluate_base")
+
+
+def fingerprint(cfg: DictConfig) -> dict | None:
+    """The resolved config that determines a run's results (flattened), or None when it does not resolve
+    (validate then says why)."""
     from omegaconf import OmegaConf
 
-    config = OmegaConf.to_container(cfg, resolve=False)
+    from limr_exp.tracking import flatten
+
+    try:
+        config = OmegaConf.to_container(cfg, resolve=True)
+    except Exception:
+        return None
+    return {k: v for k, v in flatten(config).items()
+            if not any(k == x or k.startswith(x + ".") for x in UNFINGERPRINTED)}
+
+
+def run_tags(cfg: DictConfig) -> list[str]:
+    """Tags every tracker gets: selector, theta or size, seed, dataset, trainer."""
+    size = cfg.selector.get("size")
+    return [f"selector={cfg.selector.name}", f"size={size}" if size is not None else f"theta={cfg.theta}", f"seed={cfg.seed}",
+            f"dataset={cfg.dataset.name}", f"trainer={cfg.trainer.name}"]
+
+
+def run_info(cfg: DictConfig, out: Path, sweep_dir: Path | None = None, job_num: int | None = None) -> RunInfo:
+    """What the trackers record: the resolved config (no ${...} left), the run name, its tags."""
+    from omegaconf import OmegaConf
+
+    try:
+        config = OmegaConf.to_container(cfg, resolve=True)
+    except Exception:  # validate() has passed, so only an exotic interpolation can fail: keep it as written
+        config = OmegaConf.to_container(cfg, resolve=False)
     try:
         name = str(cfg.run_name)
     except Exception:  # an unresolvable name must not hide the real error
         name = out.name
-    return RunInfo(out, name, str(cfg.selector.name), config, sweep_dir, job_num)
+    return RunInfo(out, name, str(cfg.selector.name), config, sweep_dir, job_num, tags=run_tags(cfg))
 
 
 def runs_probe(cfg: DictConfig) -> bool:
@@ -197,9 +250,11 @@ def runs_probe(cfg: DictConfig) -> bool:
 def run(cfg: DictConfig, sweep_dir: Path | None = None, job_num: int | None = None) -> dict:
     """Run the configured stages; returns a summary (subset size, metrics, time per stage)."""
     out = run_dir_of(cfg)
-    summary: dict = {"timings": {}}
-    with RunFolder(out):  # the lock and a truthful status.json, from the first moment to the last
+    summary: dict = {"timings": {}, "run_folder": str(out)}
+    with RunFolder(out, fingerprint(cfg)) as folder:  # the lock, the config it holds, a truthful status.json
+        log.info("run folder: %s", out)
         validate(cfg)  # every check before any tracker starts or any work is done
+        folder.keep_fingerprint()
         probe = runs_probe(cfg)
         if {"train", "eval"} & set(cfg.stages) or probe:
             import torch
@@ -289,7 +344,7 @@ def cli_run(cfg: DictConfig) -> None:
             cfg.threads = torch_threads(n_jobs if n_jobs > 0 else usable_cpus())
         run(cfg, Path(hc.sweep.dir) if multirun else None, hc.job.num if multirun else None)
     except Interrupted as e:
-        print(f"limr-exp: interrupted ({e}): rerun the same command to resume", file=sys.stderr, flush=True)
+        print(f"limr-exp: interrupted ({e}): resume with: {resume_command(hc, cfg, multirun)}", file=sys.stderr, flush=True)
         sys.exit(e.exit_code)
     except Exception as e:
         message = user_message(e, cfg)
@@ -305,11 +360,58 @@ def cli_run(cfg: DictConfig) -> None:
             sys.exit(2)
 
 
+def resume_command(hc, cfg: DictConfig, multirun: bool) -> str:
+    """The command that continues this run in its own folder (a sweep's job: the sweep, in its folder)."""
+    import json
+    import shlex
+
+    def without_dirs(overrides) -> list[str]:
+        return [o for o in overrides if not o.startswith(("hydra.run.dir=", "hydra.sweep.dir="))]
+
+    if multirun:
+        sweep_dir = Path(hc.sweep.dir)
+        try:
+            overrides = json.loads((sweep_dir / "multirun.json").read_text())["overrides"]
+        except (OSError, ValueError, KeyError):
+            overrides = list(hc.overrides.task)
+        return shlex.join(["python", "-m", "limr_exp", "-m", *without_dirs(overrides), f"hydra.sweep.dir={sweep_dir.resolve()}"])
+    return shlex.join(["python", "-m", "limr_exp", *without_dirs(hc.overrides.task), f"hydra.run.dir={Path(cfg.output_dir).resolve()}"])
+
+
 def user_message(e: Exception, cfg: DictConfig) -> str | None:
     """The one line a user reads for an error that is theirs to fix (bad input, a full disk), else None."""
     if isinstance(e, LimrError):
         return str(e)
-    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-        return (f"no space left on the device writing {e.filename or cfg.output_dir}: free some space, or point "
+    if _disk_full(e, [f for f in (cfg.output_dir, cfg.cache_dir) if f]):
+        where = getattr(e, "filename", None) or cfg.output_dir
+        return (f"no space left on the device writing {where}: free some space, or point "
                 "hydra.run.dir (and cache_dir) at another disk; rerun the same command to resume")
+    if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (f"cannot write {e.filename or 'a file'}: {e.strerror}: point cache_dir (and hydra.run.dir) at a folder "
+                "you can write")
     return None
+
+
+def _disk_full(e: BaseException, folders=()) -> bool:
+    """A full disk, however the library that hit it says so: OSError ENOSPC/EDQUOT, "No space left on
+    device" (safetensors), or torch.save's RuntimeError ("unexpected pos", "file write failed"), which names
+    no cause: that one counts when one of `folders` has (almost) no space left."""
+    import shutil
+
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(e)
+        if "No space left on device" in text:
+            return True
+        if isinstance(e, RuntimeError) and any(m in text for m in ("unexpected pos", "file write failed", "PytorchStreamWriter failed")):
+            for folder in folders:
+                try:
+                    if shutil.disk_usage(folder).free < 64 * 2**20:
+                        return True
+                except OSError:
+                    continue
+        e = e.__cause__ or e.__context__
+    return False

@@ -3,10 +3,14 @@
     running      from the first moment: pid, host, start time
     finished     every configured stage done
     failed       with the one-line reason
-    interrupted  SIGINT or SIGTERM (rerun the same command to resume)
+    interrupted  SIGINT or SIGTERM (rerun the same command, in the same folder, to resume)
 
 A run killed outright (SIGKILL, power loss) leaves `running` with a pid that no longer lives:
 `read_status` reports that as interrupted, so reports never count it as finished.
+
+`fingerprint.json` holds the config that determines the folder's results: a later run in the folder
+with another one is refused, naming the keys that differ, before anything is written, so a resume
+never continues another experiment's checkpoint.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from limr_exp.io import write_json
 
 STATUS_FILE = "status.json"
 LOCK_FILE = ".lock"
+FINGERPRINT_FILE = "fingerprint.json"  # the config that determines the folder's results
 
 
 class Interrupted(BaseException):
@@ -76,7 +81,7 @@ def outcome(exc: BaseException | None) -> tuple[str, str | None]:
     if exc is None:
         return "finished", None
     if isinstance(exc, Interrupted):
-        return "interrupted", f"{exc}: rerun the same command to resume"
+        return "interrupted", f"{exc}: rerun the same command (in this folder: hydra.run.dir) to resume"
     if isinstance(exc, (KeyboardInterrupt, SystemExit)):
         return "interrupted", type(exc).__name__
     return "failed", str(exc) if isinstance(exc, LimrError) else f"{type(exc).__name__}: {exc}"
@@ -106,12 +111,27 @@ def read_status(folder: Path) -> dict:
     return status
 
 
+def fingerprint_differences(old: dict, new: dict, limit: int = 6) -> list[str]:
+    """`key: old -> new` for every key whose value differs (at most `limit`, then how many more)."""
+    missing = object()
+    keys = sorted(k for k in old.keys() | new.keys() if old.get(k, missing) != new.get(k, missing))
+    shown = [f"{k}: {_short(old.get(k, '(unset)'))} -> {_short(new.get(k, '(unset)'))}" for k in keys[:limit]]
+    return shown + ([f"and {len(keys) - limit} more"] if len(keys) > limit else [])
+
+
+def _short(value) -> str:
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 class RunFolder:
     """Holds a run folder for one run: an exclusive lock (a second run on it stops at once with one line
-    naming the pid that holds it) and a truthful status.json from start to end."""
+    naming the pid that holds it), the config it belongs to (`fingerprint`: a run of another config is
+    refused) and a truthful status.json from start to end."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, fingerprint: dict | None = None):
         self.path = Path(path)
+        self.fingerprint = fingerprint
         self._lock_fd: int | None = None
         self.started = time.time()
 
@@ -129,11 +149,37 @@ class RunFolder:
                 raise LimrError(f"the run folder {self.path} is in use by pid {holder}: wait for that run to end, "
                                 "or give this one its own hydra.run.dir") from None
             raise
+        try:
+            self._check_fingerprint()
+        except BaseException:
+            os.close(fd)
+            raise
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._lock_fd = fd
         self.write("running")
         return self
+
+    def _check_fingerprint(self) -> None:
+        import json
+
+        if self.fingerprint is None:
+            return
+        try:
+            old = json.loads((self.path / FINGERPRINT_FILE).read_text())
+        except (FileNotFoundError, ValueError):  # a new folder (the file is written atomically: never half)
+            return
+        new = json.loads(json.dumps(self.fingerprint, default=str))  # as it reads back from the file
+        differences = fingerprint_differences(old, new)
+        if differences:
+            raise LimrError(f"the run folder {self.path} holds a run of another configuration ({'; '.join(differences)}): "
+                            "rerun with that run's settings to resume it, or give this one a fresh folder with "
+                            "hydra.run.dir=<new folder>")
+
+    def keep_fingerprint(self) -> None:
+        """Record the folder's config, once the run has passed its checks (so a refused config leaves none)."""
+        if self.fingerprint is not None and not (self.path / FINGERPRINT_FILE).exists():
+            write_json(self.path / FINGERPRINT_FILE, self.fingerprint)
 
     def write(self, status: str, reason: str | None = None) -> None:
         record = {"status": status, "pid": os.getpid(), "host": socket.gethostname(), "started": self.started,

@@ -89,7 +89,7 @@ class JsonlLogger:
     def log_artifact(self, path: Path, kind: str) -> None:
         pass
 
-    def log_table(self, name: str, rows: list[dict]) -> None:
+    def log_table(self, name: str, rows: list[dict], full: Path | None = None) -> None:
         pass
 
     def finish(self, status: str) -> None:
@@ -142,10 +142,16 @@ class WandbLogger:
         art.add_file(str(path))
         self.run.log_artifact(art)
 
-    def log_table(self, name: str, rows: list[dict]) -> None:
-        if rows:
-            columns = list(rows[0])
-            self.run.log({name: self.wandb.Table(columns=columns, data=[[r.get(c) for c in columns] for r in rows])})
+    def log_table(self, name: str, rows: list[dict], full: Path | None = None) -> None:
+        if not rows:
+            return
+        limit = self.wandb.Table.MAX_ARTIFACT_ROWS
+        if len(rows) > limit:  # W&B would cut it with a warning of its own; say what is where instead
+            log.info("W&B: table %s holds the first %d of its %d rows (W&B's limit); the whole table is %s", name, limit,
+                     len(rows), full or "in the run folder")
+            rows = rows[:limit]
+        columns = list(rows[0])
+        self.run.log({name: self.wandb.Table(columns=columns, data=[[r.get(c) for c in columns] for r in rows])})
 
     def finish(self, status: str) -> None:
         self.run.finish(exit_code={"finished": 0, "interrupted": 143}.get(status, 1))
@@ -164,6 +170,46 @@ class MlflowLogger:
         logging.getLogger("alembic").setLevel(logging.WARNING)
         self.mlflow = mlflow
         uri = tracking_uri or default_tracking_uri()
+        self.check_store(uri)
+        try:
+            self._start(info, uri, experiment, artifact_root)
+        except ConfigError:
+            raise
+        except Exception as e:  # the store is unreachable or broken: one line, not MLflow's traceback
+            first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+            raise ConfigError(f"logger=mlflow: the tracking store {uri} cannot be used ({first}): fix or move it, point "
+                              "MLFLOW_TRACKING_URI (or logger.mlflow.tracking_uri) at another store, or drop mlflow: "
+                              "'logger=[jsonl, wandb]'") from None
+
+    @staticmethod
+    def check_store(uri: str) -> None:
+        """A SQLite store that another process holds locked, or that is not a database, is one line at
+        once (MLflow itself retries for about 20 s and then prints a long traceback)."""
+        import sqlite3
+
+        if not uri.startswith("sqlite:///"):
+            return
+        path = Path(uri[len("sqlite:///"):])
+        if not path.exists():
+            return
+        try:
+            con = sqlite3.connect(str(path), timeout=5)
+            try:
+                con.execute("PRAGMA schema_version").fetchone()
+                con.execute("BEGIN IMMEDIATE")
+                con.rollback()
+            finally:
+                con.close()
+        except sqlite3.OperationalError as e:
+            raise ConfigError(f"logger=mlflow: the tracking store {path} cannot be written ({e}): another process holds it "
+                              "(wait for it to end), or point MLFLOW_TRACKING_URI (or logger.mlflow.tracking_uri) at another "
+                              "store, or drop mlflow: 'logger=[jsonl, wandb]'") from None
+        except sqlite3.DatabaseError as e:
+            raise ConfigError(f"logger=mlflow: the tracking store {path} is not a usable SQLite database ({e}): move it "
+                              "aside and rerun (a new store is created), or point MLFLOW_TRACKING_URI elsewhere") from None
+
+    def _start(self, info: RunInfo, uri: str, experiment: str, artifact_root: str | None) -> None:
+        mlflow = self.mlflow
         mlflow.set_tracking_uri(uri)
         experiment_id = ensure_experiment(mlflow, experiment, artifact_root)
         parent = parent_run_id(info.sweep_dir)
@@ -173,7 +219,7 @@ class MlflowLogger:
         if self.run_id is not None:  # a rerun of the same command continues its run
             self.client.update_run(self.run_id, status="RUNNING")
             return
-        tags = {"selector": info.job_type, **info.tags}
+        tags = {"selector": info.job_type, **info.tags, **dict(label.split("=", 1) for label in info.labels if "=" in label)}
         if parent:
             tags["mlflow.parentRunId"] = parent
         self.run_id = self.client.create_run(experiment_id, run_name=ident["name"], tags=tags).info.run_id
@@ -202,7 +248,7 @@ class MlflowLogger:
     def log_artifact(self, path: Path, kind: str) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path=kind)
 
-    def log_table(self, name: str, rows: list[dict]) -> None:
+    def log_table(self, name: str, rows: list[dict], full: Path | None = None) -> None:
         pass
 
     def finish(self, status: str) -> None:
@@ -274,10 +320,11 @@ class Tracker:
             for b in self.backends:
                 b.log_artifact(Path(path), kind)
 
-    def log_table(self, name: str, rows: list[dict]) -> None:
+    def log_table(self, name: str, rows: list[dict], full: Path | None = None) -> None:
+        """A table of rows; `full` is where the whole table lives, for trackers that keep only part of it."""
         with signals_deferred():
             for b in self.backends:
-                b.log_table(name, rows)
+                b.log_table(name, rows, full)
 
     def close(self) -> None:
         """Close every logger with the run's status (finished, failed or interrupted)."""

@@ -29,7 +29,7 @@ import numpy as np
 import msgspec
 from limr_exp.data.problems import text_key
 from limr_exp.errors import DataError
-from limr_exp.io import atomic_path, json_error_reason
+from limr_exp.io import atomic_path, json_error_reason, without_bom
 from limr_exp.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -119,6 +119,9 @@ def write_table(history: History, path: str | os.PathLike) -> None:
         pq.write_table(history.to_arrow(), tmp)
 
 
+INT32_MAX = 2**31 - 1
+
+
 def read_table(path: str | os.PathLike, max_epochs: int | None = None) -> History:
     """A trajectories Parquet table (or a folder of them), checked against the contract."""
     import pyarrow as pa
@@ -135,6 +138,14 @@ def read_table(path: str | os.PathLike, max_epochs: int | None = None) -> Histor
     missing = [c for c in COLUMNS if c not in table.column_names]
     if missing:
         raise DataError(f"trajectories.path={path} lacks columns {missing}: a trajectories table has {', '.join(COLUMNS)}")
+    for column in ("epoch", "step"):  # read at their own width and checked, never wrapped into int32
+        values = table[column]
+        if pa.types.is_integer(values.type) and len(values) and values.null_count < len(values):
+            low, high = pc.min_max(values).values()
+            if low.as_py() < 0 or high.as_py() > INT32_MAX:
+                bad = low.as_py() if low.as_py() < 0 else high.as_py()
+                raise DataError(f"trajectories.path={path}: {column} {bad} is out of range (a {column} is a count from "
+                                f"0 to {INT32_MAX}): fix the table's {column} column")
     try:
         history = History.from_arrow(table)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError, TypeError) as e:
@@ -167,7 +178,7 @@ _VERL_DECODER = msgspec.json.Decoder(_VerlSample)
 
 def _parse_step_dump(path: str) -> tuple[list[str], np.ndarray]:
     """One `step_{n}.json`: (prompt text, reward) of every sample."""
-    data = Path(path).read_bytes()
+    data = without_bom(Path(path).read_bytes())
     try:
         samples = _DUMP_DECODER.decode(data)
     except msgspec.ValidationError as e:
@@ -187,6 +198,7 @@ def _parse_verl_dump(path: str) -> tuple[list[str], np.ndarray]:
     texts, rewards = [], []
     with open(path, "rb") as f:
         for lineno, line in enumerate(f, 1):
+            line = without_bom(line) if lineno == 1 else line
             if not line.strip():
                 continue
             try:

@@ -14,7 +14,7 @@ import limr_exp.config  # noqa: F401  (registers the schema)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
-SHARED_DATA = Path(os.environ.get("LIMR_DATA_DIR", ROOT.parent / "shared" / "data" / "limr"))
+SHARED_DATA = Path(limr_exp.config.default_data_root())  # the CLI's own default: one definition
 
 
 @pytest.fixture(scope="session", autouse=True)

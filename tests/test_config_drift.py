@@ -71,8 +71,9 @@ def test_no_option_file_repeats_a_schema_default():
     twice = []
     for group, path in _option_files():
         node = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-        extends = [d for d in node.pop("defaults", []) if d != "_self_"]  # e.g. selector=random: [schema_sized]
-        option_schema = schema.OPTION_SCHEMAS[(group, extends[0])] if extends else GROUP_SCHEMAS[group]
+        extends = [d for d in node.pop("defaults", []) if d != "_self_"]  # e.g. selector=random: [schema/sized@_here_]
+        name = extends[0].removeprefix("schema/").split("@")[0] if extends else None
+        option_schema = schema.OPTION_SCHEMAS[(group, name)] if extends else GROUP_SCHEMAS[group]
         assert issubclass(option_schema, GROUP_SCHEMAS[group])
         twice += [f"{path.relative_to(ROOT)}: {k}" for k in _written_twice(option_schema, node, "", strict=False)]
     assert twice == [], "these values are also the dataclass default: keep one definition"

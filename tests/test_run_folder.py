@@ -174,7 +174,14 @@ def test_kill_matrix(tmp_path, stage, sig):
         assert proc.returncode == -9 and read_status(run)["status"] == "interrupted"
     else:
         assert proc.returncode == 128 + sig and status["status"] == "interrupted", seen[-3000:]
-        assert seen.strip().splitlines()[-1] == f"limr-exp: interrupted ({signal.Signals(sig).name}): rerun the same command to resume"
+        import shlex
+
+        resume = f"limr-exp: interrupted ({signal.Signals(sig).name}): resume with: "
+        last = seen.strip().splitlines()[-1]
+        assert last.startswith(resume), last
+        command = shlex.split(last[len(resume):])  # the exact command: the same overrides, this folder
+        assert command[:3] == ["python", "-m", "limr_exp"] and f"hydra.run.dir={run.resolve()}" in command
+        assert all(o in command for o in argv[3:] if not o.startswith("hydra.run.dir="))
         assert "Traceback" not in seen
     again = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]

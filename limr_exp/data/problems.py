@@ -19,7 +19,7 @@ from typing import Any, Iterable
 import msgspec
 
 from limr_exp.errors import ConfigError, DataError
-from limr_exp.io import json_error_reason
+from limr_exp.io import json_error_reason, without_bom
 
 log = logging.getLogger("limr_exp")
 
@@ -76,7 +76,7 @@ def file_format(path: Path) -> str:
 
 
 def _read_json(path: Path, what: str) -> list[dict]:
-    data = path.read_bytes()
+    data = without_bom(path.read_bytes())
     if not data.strip():
         raise DataError(f"{what}={path} is empty: it holds no problems")
     try:
@@ -94,6 +94,7 @@ def _read_jsonl(path: Path, what: str) -> list[dict]:
     rows = []
     with open(path, "rb") as f:
         for lineno, line in enumerate(f, 1):
+            line = without_bom(line) if lineno == 1 else line
             if not line.strip():
                 continue
             try:

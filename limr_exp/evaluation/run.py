@@ -26,14 +26,22 @@ log = logging.getLogger("limr_exp")
 
 
 def benchmark_problems(cfg, bench) -> ProblemSet:
+    """A benchmark's problems; with `eval.limit=N` only its first N (a quick partial run; metrics.json
+    records n_problems, so a partial figure is never mistaken for the benchmark's)."""
     if bench.path is None:
         if cfg.dataset.format != "toy_arith":
             raise ConfigError(f"eval benchmark {bench.name} has no path and the dataset is not the toy world: set its path")
-        return load_problems(cfg.dataset, "test")
-    key = f"eval.benchmarks[{bench.name}]"
-    problems = load_problem_file(bench.path, prompt_key=bench.prompt_key, answer_key=bench.answer_key, id_key="id",
-                                 name=bench.name, key_prefix=key)
-    return require_answers(problems, key, bench.drop_unanswered)
+        problems = load_problems(cfg.dataset, "test")
+    else:
+        key = f"eval.benchmarks[{bench.name}]"
+        problems = load_problem_file(bench.path, prompt_key=bench.prompt_key, answer_key=bench.answer_key, id_key="id",
+                                     name=bench.name, key_prefix=key)
+        problems = require_answers(problems, key, bench.drop_unanswered)
+    limit = cfg.eval.get("limit")
+    if limit is not None and len(problems) > limit:
+        log.info("eval %s: the first %d of its %d problems (eval.limit)", bench.name, limit, len(problems))
+        problems = problems.subset([r["id"] for r in problems.rows[:limit]])
+    return problems
 
 
 BACKENDS: Registry = Registry("evaluation backend", "eval.backend")  # name -> generate(cfg, bundle, prompts, bench)
@@ -67,8 +75,10 @@ def generate_responses(cfg, bundle, problems: ProblemSet, bench) -> list[list[st
     return [flat[i * n:(i + 1) * n] for i in range(len(problems))]
 
 
-def evaluate(cfg, bundle, out: Path, tracker=None, prefix: str = "eval") -> dict:
-    """Run every benchmark; write `<out>/<name>.jsonl` and `<out>/metrics.json`; return the metrics."""
+def evaluate(cfg, bundle, out: Path, tracker=None, prefix: str = "eval", step: int | None = None) -> dict:
+    """Run every benchmark; write `<out>/<name>.jsonl` and `<out>/metrics.json`; return the metrics. The
+    trackers get them at `step` (the trained model's rollout step), so a tracker's latest value of each
+    metric is this evaluation's, after the evaluations made during training."""
     import torch
 
     out = Path(out)
@@ -112,7 +122,7 @@ def evaluate(cfg, bundle, out: Path, tracker=None, prefix: str = "eval") -> dict
     metrics = {"benchmarks": results, "avg": float(np.mean([r["acc"] for r in results.values()])) if results else 0.0}
     write_json(out / "metrics.json", metrics)
     if tracker is not None:
-        tracker.log(flat_metrics(metrics, prefix))
+        tracker.log(flat_metrics(metrics, prefix), step)
     return metrics
 
 

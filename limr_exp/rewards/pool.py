@@ -16,6 +16,27 @@ import threading
 import time
 
 
+_DIR_PREFIX = "limr-judge-"  # + the owner's pid + a random part: the zygote's socket folder
+
+
+def remove_stale_dirs() -> None:
+    """Socket folders of processes that were killed outright (SIGKILL skips the clean-up at exit)."""
+    import glob
+    import shutil
+    import tempfile
+
+    for folder in glob.glob(os.path.join(tempfile.gettempdir(), f"{_DIR_PREFIX}*-*")):
+        pid = os.path.basename(folder)[len(_DIR_PREFIX):].split("-")[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:  # another user's live process
+            pass
+
+
 class _Zygote:
     """Handle on the zygote subprocess (zygote.py), started on first use."""
 
@@ -24,7 +45,8 @@ class _Zygote:
         import sys
         import tempfile
 
-        self._dir = tempfile.mkdtemp(prefix="limr-judge-")
+        remove_stale_dirs()
+        self._dir = tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-")
         self.path = os.path.join(self._dir, "zygote.sock")
         self.proc = subprocess.Popen([sys.executable, "-m", "limr_exp.rewards.zygote", self.path], stdin=subprocess.PIPE,
                                      stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONWARNINGS": "ignore"})
