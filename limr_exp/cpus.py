@@ -38,3 +38,17 @@ def torch_threads(parallel_jobs: int = 1) -> int:
     """Threads for torch in one of `parallel_jobs` jobs sharing this machine: more threads than usable CPUs
     oversubscribe them and slow every job down many times over."""
     return max(1, usable_cpus() // max(1, parallel_jobs))
+
+
+def busy_hint(threads: int) -> str | None:
+    """A warning when other work already keeps this machine's usable CPUs busy (load average above three
+    quarters of them): `threads` torch threads then compete with it and can run several times slower."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+    cpus = usable_cpus()
+    if threads <= 1 or load <= 0.75 * cpus:
+        return None
+    return (f"the machine is busy (load average {load:.1f} on {cpus} usable CPUs): torch's {threads} threads compete with "
+            "that work and can run several times slower; threads=1 usually runs faster then")

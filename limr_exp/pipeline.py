@@ -96,6 +96,8 @@ def select_stage(cfg: DictConfig, problems: ProblemSet, out: Path, tracker: Trac
         c = ctx.curves
         plots.lim_trajectories(c.acc, c.scored, c.mean, result.curve_scores, theta, out / "plots" / "lim_trajectories.png",
                                seed=cfg.seed)
+    if history is not None and ctx.curves.scored.any():
+        plots.curve_groups(ctx.curves.acc[ctx.curves.scored], out / "plots" / "curve_groups.png")
     if result.n_scored:
         plots.score_histogram(result.scores, theta, cfg.selector.name, out / "plots" / "score_histogram.png")
     del history, ctx
@@ -259,10 +261,13 @@ def run(cfg: DictConfig, sweep_dir: Path | None = None, job_num: int | None = No
         if {"train", "eval"} & set(cfg.stages) or probe:
             import torch
 
-            from limr_exp.cpus import torch_threads
+            from limr_exp.cpus import busy_hint, torch_threads
 
             torch.set_num_threads(cfg.threads or torch_threads())
             log.info("torch: %d thread(s) (threads=%s)", torch.get_num_threads(), cfg.threads)
+            hint = busy_hint(torch.get_num_threads()) if cfg.threads is None else None
+            if hint:
+                log.warning(hint)
         t = time.perf_counter()
         problems = load_problems(cfg.dataset)
         if cfg.dataset.drop_unanswered or probe:  # a probe trains on every problem: check them all now

@@ -34,7 +34,7 @@ def lim_trajectories(acc: np.ndarray, scored: np.ndarray, mean: np.ndarray, curv
                      path: Path, max_curves: int = 300, seed: int = 0) -> None:
     """LIMR Figure 2b: the mean accuracy curve ā^k with sample prompts' curves a_i^k coloured by their score."""
     from matplotlib.collections import LineCollection
-    from matplotlib.colors import Normalize
+    from matplotlib.colors import TwoSlopeNorm
 
     scored = np.flatnonzero(scored & ~np.isnan(curve_scores))
     rng = np.random.default_rng(seed)
@@ -44,21 +44,60 @@ def lim_trajectories(acc: np.ndarray, scored: np.ndarray, mean: np.ndarray, curv
     ax = fig.add_subplot()
     lo = float(np.nanmin(curve_scores[scored])) if len(scored) else 0.0
     shown = shown[np.argsort(curve_scores[shown])]
+    # the colour turns at θ: red below (left out), blue at and above (selected)
+    vmin = min(max(min(lo, 0.0), -1.0), theta - 1e-3)
+    norm = TwoSlopeNorm(vcenter=min(max(theta, vmin + 1e-3), 1.0 - 1e-3), vmin=vmin, vmax=1.0)
     lines = LineCollection([np.column_stack([epochs, acc[i]]) for i in shown], cmap="coolwarm_r",
-                           norm=Normalize(vmin=max(min(lo, 0.0), -1.0), vmax=1.0), linewidths=0.8, alpha=0.4)
+                           norm=norm, linewidths=0.8, alpha=0.4)
     lines.set_array(curve_scores[shown])
     ax.add_collection(lines)
     ax.plot(epochs, mean, color="black", linewidth=2.5, label="mean accuracy ā^k (scored prompts)")
     ax.set_xlim(epochs[0], epochs[-1] if len(epochs) > 1 else epochs[0] + 1)
-    fig.colorbar(lines, cax=fig.add_axes((0.88, 0.11, 0.022, 0.81)), label=f"score s_i (selected when ≥ θ = {theta:g})")
+    bar = fig.colorbar(lines, cax=fig.add_axes((0.88, 0.11, 0.022, 0.81)), label=f"score s_i (selected when ≥ θ = {theta:g})")
+    bar.ax.axhline(theta, color="black", linewidth=2)
+    bar.ax.text(-0.3, theta, "θ", transform=bar.ax.get_yaxis_transform(), ha="right", va="center", fontsize=10)
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch k")
     ax.set_ylabel("accuracy a_i^k (share of samples correct)")
     ax.set_ylim(-0.03, 1.03)
-    ax.set_title(f"Per-prompt learning trajectories ({len(shown)} of {len(scored)} scored prompts)")
+    ax.set_title(f"Per-prompt learning trajectories, θ = {theta:g} ({len(shown)} of {len(scored)} scored prompts)")
     ax.legend(loc="lower right")
+    save(fig, path)
+
+
+def curve_groups(acc: np.ndarray, path: Path) -> None:
+    """LIMR Figure 2a in numbers: each group's mean accuracy per epoch (left, with its share of the prompts),
+    and per epoch the shares of prompts unsolved, partly solved and solved (right)."""
+    from limr_exp.trajectories import curve_groups as groups_of
+
+    epochs = np.arange(1, acc.shape[1] + 1)
+    fig = new_figure(figsize=(11, 4.2))
+    left, right = fig.subplots(1, 2)
+    colors = {"stay at 0": "#c44e52", "start ≥ 0.9": "#4c72b0", "improve by ≥ 0.25": "#55a868"}
+    for name, mask in groups_of(acc).items():
+        if mask.any():
+            left.plot(epochs, acc[mask].mean(axis=0), marker="o", color=colors[name],
+                      label=f"{name}: {100 * mask.mean():.0f}% of prompts")
+    left.plot(epochs, acc.mean(axis=0), color="black", linewidth=2.5, label="all prompts")
+    left.set_ylim(-0.03, 1.03)
+    left.set_xlabel("epoch k")
+    left.set_ylabel("mean accuracy of the group")
+    left.set_title("Curve groups (Figure 2a)")
+    left.legend(fontsize=8)
+    zero, solved = (acc == 0).mean(axis=0), (acc >= 0.9).mean(axis=0)
+    right.stackplot(epochs, 100 * zero, 100 * (1 - zero - solved), 100 * solved, colors=["#c44e52", "#dd8452", "#4c72b0"],
+                    labels=["unsolved (a = 0)", "partly solved", "solved (a ≥ 0.9)"], alpha=0.8)
+    right.set_ylim(0, 100)
+    right.set_xlabel("epoch k")
+    right.set_ylabel("prompts (%)")
+    right.set_title("Shares of prompts per epoch")
+    right.legend(fontsize=8, loc="upper right")
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (left, right):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     save(fig, path)
 
 

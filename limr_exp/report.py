@@ -266,11 +266,15 @@ def comparison_markdown(arms: pd.DataFrame, diffs: pd.DataFrame) -> list[str]:
     if not len(arms):
         return []
     metrics = [c[:-len(" mean")] for c in arms.columns if c.endswith(" mean")]
-    lines = ["## Selectors over seeds", "", "Accuracy in % as mean ± standard deviation over seeds [min, max].", "",
+    lines = ["## Selectors over seeds", "", "Accuracy in % as mean ± standard deviation over seeds [min, max] (one seed: its "
+             "value, without a spread).", "",
              "| arm | seeds | subset | " + " | ".join(metrics) + " |", "|---" * (3 + len(metrics)) + "|"]
     for _, r in arms.iterrows():
-        cells = [f"{100 * r[f'{m} mean']:.1f} ± {100 * r[f'{m} std']:.1f} [{100 * r[f'{m} min']:.1f}, {100 * r[f'{m} max']:.1f}]"
-                 for m in metrics]
+        if r["seeds"] > 1:
+            cells = [f"{100 * r[f'{m} mean']:.1f} ± {100 * r[f'{m} std']:.1f} [{100 * r[f'{m} min']:.1f}, {100 * r[f'{m} max']:.1f}]"
+                     for m in metrics]
+        else:  # a spread of one seed is no spread: "± 0.0" would claim a precision nobody measured
+            cells = [f"{100 * r[f'{m} mean']:.1f} (1 seed)" for m in metrics]
         subset = "" if pd.isna(r["subset"]) else f"{r['subset']:.0f}"
         lines.append(f"| {r['arm']} | {r['seeds']} | {subset} | " + " | ".join(cells) + " |")
     if len(diffs):
@@ -315,7 +319,12 @@ def plot_accuracy_by_selector(frame: pd.DataFrame, path: Path) -> bool:
         base = m.replace("eval/", "eval_base/")
         if base in ok and ok[base].notna().any():
             ax.axhline(100 * ok[base].mean(), linestyle=":", color="black", label="base model")
-            ax.legend(fontsize=8)
+        from matplotlib.lines import Line2D
+
+        handles = [Line2D([], [], marker="o", linestyle="", color=colors[a], label=a) for a in arms]
+        handles += [Line2D([], [], marker="D", linestyle="", color="gray", label="mean ± std")]
+        handles += [h for h in ax.get_lines() if h.get_label() == "base model"]
+        ax.legend(handles=handles, fontsize=8, title="arm", title_fontsize=8)
         ax.set_xticks(range(len(arms)), arms, rotation=20)
         ax.set_ylabel("held-out accuracy (%)")
         ax.set_title(m.split("/")[1])
@@ -365,6 +374,34 @@ def plot_curves_by_arm(frame: pd.DataFrame, path: Path, kind: str) -> bool:
                    legend_size=7)
 
 
+def copy_run_figures(frame: pd.DataFrame, plots: Path, per_theta: bool) -> list[str]:
+    """Figure 2b (and 2a) of the sweep's first job that has them; in a θ sweep one per θ, each marked with its θ."""
+    made = []
+    jobs = frame.sort_values("theta") if per_theta else frame
+    seen = set()
+    for _, row in jobs.iterrows():
+        theta = row.get("theta") if per_theta else None
+        if theta in seen:
+            continue
+        for name in ("lim_trajectories", "curve_groups"):
+            source = Path(row["path"]) / "plots" / f"{name}.png"
+            if source.exists():
+                target = f"{name}_theta{theta:g}.png" if theta is not None and not pd.isna(theta) else f"{name}.png"
+                if target in made:
+                    continue
+                plots.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, plots / target)
+                made.append(target)
+                seen.add(theta)
+        if not per_theta and made:
+            break
+    return made
+
+
+# the jobs table: what tells the jobs apart and what they scored (every column stays in report.csv)
+JOB_COLUMNS = ["job", "status", "selector.name", "theta", "seed", "selector.size", "n_selected"]
+
+
 def write_report(frame: pd.DataFrame, sweep_dir: str | Path) -> None:
     sweep_dir = Path(sweep_dir)
     with atomic_path(sweep_dir / "report.csv") as tmp:
@@ -381,14 +418,11 @@ def write_report(frame: pd.DataFrame, sweep_dir: str | Path) -> None:
         for fn, name in figures:
             if fn(frame, plots / name):
                 made.append(name)
-        lim_fig = [Path(p) / "plots" / "lim_trajectories.png" for p in frame["path"]]
-        lim_fig = [p for p in lim_fig if p.exists()]
-        if lim_fig:
-            plots.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(lim_fig[0], plots / "lim_trajectories.png")
-            made.append("lim_trajectories.png")
-    metric_cols = [c for c in frame.columns if c.startswith(("eval/", "eval_base/")) and c.endswith(("/acc", "/avg"))] if len(frame) else []
-    cols = ["job", "status", "selector.name", "theta", "seed", "selector.size", "n_selected"] + metric_cols + ["train/final_reward_mean", "error"]
+        made += copy_run_figures(frame, plots, several_thetas)
+    metric_cols = [c for c in metric_columns(frame)] if len(frame) else []
+    cols = [c for c in JOB_COLUMNS if c in frame.columns and (c in ("job", "status") or frame[c].notna().any())] + metric_cols
+    if len(frame) and "error" in frame and frame["error"].notna().any():
+        cols.append("error")
     text = [f"# Sweep report: {sweep_dir}", "", f"{len(frame)} jobs, "
             f"{int((frame['status'] == 'finished').sum()) if len(frame) else 0} finished.", ""]
     if len(frame):

@@ -541,16 +541,23 @@ def never_solved_score(mean: np.ndarray) -> float:
     return 1.0 - float(np.sum(mean ** 2)) / denominator if denominator > 0 else float("nan")
 
 
+def curve_groups(acc: np.ndarray) -> dict[str, np.ndarray]:
+    """Figure 2a's groups of accuracy curves (rows of `acc`): stay at 0, start >= 0.9, improve by >= 0.25."""
+    return {"stay at 0": acc.max(axis=1) == 0, "start ≥ 0.9": acc[:, 0] >= 0.9,
+            "improve by ≥ 0.25": acc[:, -1] - acc[:, 0] >= 0.25}
+
+
 def curve_summary(curves: AccuracyCurves) -> dict:
     """Figure 2a's groups: shares of prompts that stay at 0, start >= 0.9, and improve (last epoch >= first
     + 0.25); the mean curve's ends; and the score a never-solved prompt gets."""
     acc = curves.acc[curves.scored]
     if len(acc) == 0:
         return {"curves/prompts": 0}
+    groups = curve_groups(acc)
     return {"curves/prompts": int(len(acc)), "curves/epochs": int(acc.shape[1]),
-            "curves/share_stay_zero": float((acc.max(axis=1) == 0).mean()),
-            "curves/share_start_high": float((acc[:, 0] >= 0.9).mean()),
-            "curves/share_improve": float((acc[:, -1] - acc[:, 0] >= 0.25).mean()),
+            "curves/share_stay_zero": float(groups["stay at 0"].mean()),
+            "curves/share_start_high": float(groups["start ≥ 0.9"].mean()),
+            "curves/share_improve": float(groups["improve by ≥ 0.25"].mean()),
             "curves/mean_accuracy_first": float(acc[:, 0].mean()), "curves/mean_accuracy_last": float(acc[:, -1].mean()),
             "curves/never_solved_score": never_solved_score(curves.mean)}
 
