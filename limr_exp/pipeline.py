@@ -413,8 +413,9 @@ def _disk_full(e: BaseException, folders=()) -> bool:
             return True
         if isinstance(e, RuntimeError) and any(m in text for m in ("unexpected pos", "file write failed", "PytorchStreamWriter failed")):
             for folder in folders:
+                existing = next((p for p in [Path(folder), *Path(folder).resolve().parents] if p.exists()), None)
                 try:
-                    if shutil.disk_usage(folder).free < 64 * 2**20:
+                    if existing is not None and shutil.disk_usage(existing).free < 64 * 2**20:
                         return True
                 except OSError:
                     continue

@@ -29,6 +29,8 @@ from limr_exp.io import write_json
 STATUS_FILE = "status.json"
 LOCK_FILE = ".lock"
 FINGERPRINT_FILE = "fingerprint.json"  # the config that determines the folder's results
+RESERVE_FILE = ".status-reserve"  # room kept for the last status.json, should the disk fill up
+RESERVE_BYTES = 64 * 1024
 
 
 class Interrupted(BaseException):
@@ -158,6 +160,10 @@ class RunFolder:
         os.write(fd, str(os.getpid()).encode())
         self._lock_fd = fd
         self.write("running")
+        try:
+            (self.path / RESERVE_FILE).write_bytes(b"\0" * RESERVE_BYTES)
+        except OSError:
+            pass
         return self
 
     def _check_fingerprint(self) -> None:
@@ -190,11 +196,17 @@ class RunFolder:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         status, reason = outcome(exc)
+        reserve = self.path / RESERVE_FILE
         try:
-            self.write(status, reason)
-        except OSError:  # a full disk must not hide the run's own error
+            try:
+                self.write(status, reason)
+            except OSError:  # a full disk: give back the room kept for this, then write the status again
+                reserve.unlink(missing_ok=True)
+                self.write(status, reason)
+        except OSError:  # still no room: the run's own error must not be hidden (read_status: interrupted)
             pass
         finally:
+            reserve.unlink(missing_ok=True)
             if self._lock_fd is not None:
                 os.close(self._lock_fd)  # releases the lock
                 self._lock_fd = None

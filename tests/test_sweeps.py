@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -149,6 +150,22 @@ def test_notebook_runs_against_a_sweep(sweep, monkeypatch):
     NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
     outputs = "".join(o.get("text", "") + json.dumps(o.get("data", {})) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "4 nested runs" in outputs and "lim-theta0.4-seed42" in outputs and "image/png" in outputs
+
+
+def test_notebook_runs_with_nbconvert_from_the_checkout(sweep, tmp_path):
+    """As README says: `jupyter nbconvert --execute` from the checkout, LIMR_SWEEP_DIR relative to it
+    (nbconvert runs the kernel in notebooks/)."""
+    import os
+    import shutil
+    import subprocess
+
+    jupyter = shutil.which("jupyter", path=os.path.dirname(sys.executable)) or shutil.which("jupyter")
+    assert jupyter, "nbconvert is in the dev extra"
+    env = {**os.environ, "LIMR_SWEEP_DIR": os.path.relpath(sweep, ROOT)}
+    r = subprocess.run([jupyter, "nbconvert", "--to", "notebook", "--execute", "--output", str(tmp_path / "out.ipynb"),
+                        "notebooks/compare_runs.ipynb"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "4 nested runs" in (tmp_path / "out.ipynb").read_text()
 
 
 def _arm_frame(values: dict[str, list[float]], n_problems: int = 640) -> pd.DataFrame:
