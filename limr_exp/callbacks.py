@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import sys
 import time
 import uuid
@@ -43,9 +45,11 @@ class SweepCallback(Callback):
             mlflow.set_tracking_uri(uri)
             experiment_id = ensure_experiment(mlflow, opts.get("experiment", "limr-exp"), opts.get("artifact_root"))
             client = mlflow.MlflowClient(uri)
+            self._close_orphans(client, experiment_id)
             parent = self._earlier_parent(client, earlier, uri)
             if parent is None:
-                parent = client.create_run(experiment_id, run_name=info["id"], tags={"limr.sweep_dir": str(sweep_dir)}).info.run_id
+                tags = {"limr.sweep_dir": str(sweep_dir), "limr.host": socket.gethostname(), "limr.pid": str(os.getpid())}
+                parent = client.create_run(experiment_id, run_name=info["id"], tags=tags).info.run_id
                 params = {"sweep.overrides": " ".join(info["overrides"])[:6000]}
                 sweeper = OmegaConf.select(config, "hydra.sweeper.params", default=None)
                 if sweeper:
@@ -53,8 +57,24 @@ class SweepCallback(Callback):
                 client.log_batch(parent, params=[mlflow.entities.Param(k, v) for k, v in params.items()])
             else:
                 client.update_run(parent, status="RUNNING")
+                client.set_tag(parent, "limr.pid", str(os.getpid()))
             info.update(mlflow_parent_run_id=parent, mlflow_tracking_uri=uri)
         info_path.write_text(json.dumps(info, indent=2))
+
+    @staticmethod
+    def _close_orphans(client, experiment_id: str) -> None:
+        """Sweep parents still RUNNING whose sweep process (on this host) is gone were killed: say so."""
+        from limr_exp.run_folder import _alive
+
+        host = socket.gethostname()
+        try:
+            running = client.search_runs([experiment_id], filter_string=f"attributes.status = 'RUNNING' and tags.`limr.host` = '{host}'")
+        except Exception:
+            return
+        for r in running:
+            pid = r.data.tags.get("limr.pid", "")
+            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+                client.set_terminated(r.info.run_id, status="KILLED")
 
     @staticmethod
     def _earlier_parent(client, earlier: dict, uri: str) -> str | None:

@@ -115,8 +115,9 @@ def test_report_has_a_row_per_job_and_plots(sweep):
     frame = pd.read_csv(sweep / "report.csv")
     assert len(frame) == 4 and set(frame["status"]) == {"finished"}
     assert {"selector.name", "theta", "n_selected", "eval/toy_test/acc", "eval_base/avg"} <= set(frame.columns)
-    for png in ("accuracy_vs_theta.png", "subset_size_vs_theta.png", "train_reward_curves.png", "lim_trajectories.png",
-                "accuracy_by_arm.png", "eval_curves.png"):
+    for png in ("accuracy_vs_theta.png", "subset_size_vs_theta.png", "train_reward_curves.png", "accuracy_by_arm.png",
+                "eval_curves.png", "lim_trajectories_theta0.4.png", "lim_trajectories_theta0.6.png",  # one Figure 2b per theta
+                "curve_groups_theta0.4.png"):
         assert (sweep / "plots" / png).read_bytes()[:4] == b"\x89PNG"
     assert "| job | status |" in (sweep / "report.md").read_text()
     (sweep / "report.csv").unlink()

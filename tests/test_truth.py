@@ -89,6 +89,10 @@ def test_a_sweeps_mlflow_parent_has_its_params_and_is_continued_by_a_rerun(tmp_p
     assert again["mlflow_parent_run_id"] == first["mlflow_parent_run_id"] and again["id"] == first["id"]
     parents = client.search_runs([parent.info.experiment_id], filter_string="tags.`limr.sweep_dir` LIKE '%sweep'")
     assert len(parents) == 1 and parents[0].info.status == "RUNNING"
+    client.set_tag(parent.info.run_id, "limr.pid", "999999999")  # that sweep's process is gone for good
+    other = OmegaConf.merge(config, {"hydra": {"sweep": {"dir": str(tmp_path / "another")}}})
+    SweepCallback().on_multirun_start(other)  # a new sweep closes the orphan honestly
+    assert client.get_run(parent.info.run_id).info.status == "KILLED"
 
 
 # -- a run folder holds one experiment ------------------------------------------------------------------
