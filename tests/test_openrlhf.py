@@ -555,16 +555,20 @@ def released_lr_multipliers(argv: list[str], n_prompts: int, optimiser_steps: li
                scheduler_steps=max_steps)  # as ppo_actor.py / ppo_critic.py build actor_cfg
     namespace = {"cfg": cfg, "math": math, "partial": partial, "get_scheduler": get_scheduler}
     exec(block, namespace)
-    param = torch.nn.Parameter(torch.zeros(1))
-    optimiser = torch.optim.AdamW([param], lr=model.adam.lr)
-    scheduler = namespace["sched_factory"](optimiser)
+    optimiser = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=model.adam.lr)
+    return lr_over_steps(optimiser, namespace["sched_factory"](optimiser), optimiser_steps)
+
+
+def lr_over_steps(optimiser, scheduler, optimiser_steps: list[int]) -> list[float]:
+    """The learning rate over its peak after each count of optimiser steps."""
+    peak = optimiser.param_groups[0]["initial_lr"]
     out, step = [], 0
     for target in optimiser_steps:
         while step < target:
             optimiser.step()
             scheduler.step()
             step += 1
-        out.append(optimiser.param_groups[0]["lr"] / model.adam.lr)
+        out.append(optimiser.param_groups[0]["lr"] / peak)
     return out
 
 
@@ -574,18 +578,10 @@ def limrs_lr_multipliers(optimiser_steps: list[int]) -> list[float]:
     import torch
     from transformers.optimization import get_scheduler
 
-    param = torch.nn.Parameter(torch.zeros(1))
-    optimiser = torch.optim.AdamW([param], lr=5e-7)
+    optimiser = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=5e-7)
     scheduler = get_scheduler("cosine_with_min_lr", optimiser, num_warmup_steps=10, num_training_steps=10_000 * (1389 * 8 // 256),
                               scheduler_specific_kwargs={"min_lr": 5e-8})
-    out, step = [], 0
-    for target in optimiser_steps:
-        while step < target:
-            optimiser.step()
-            scheduler.step()
-            step += 1
-        out.append(optimiser.param_groups[0]["lr"] / 5e-7)
-    return out
+    return lr_over_steps(optimiser, scheduler, optimiser_steps)
 
 
 @pytest.mark.slow

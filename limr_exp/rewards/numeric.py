@@ -52,29 +52,34 @@ class _Parser:
         self.i += 1
         return tok
 
-    def expr(self) -> float:
+    IMPLICIT = ("\\frac", "\\sqrt", "\\pi", "(")  # tokens that start an implicit product: 2\sqrt{3}, 3\pi
+
+    def check(self, value):
+        return _check(value)
+
+    def divide(self, a, b):
+        if b == 0:
+            raise _Fail
+        return a / b
+
+    def expr(self):
         value = self.term()
         while self.peek() in ("+", "-"):
             value = value + self.term() if self.take() == "+" else value - self.term()
-        return _check(value)
+        return self.check(value)
 
-    def term(self) -> float:
+    def term(self):
         value = self.unary()
         while True:
             tok = self.peek()
             if tok in ("*", "\\cdot", "\\times", "/", "\\div"):
                 self.take()
                 rhs = self.unary()
-                if tok in ("/", "\\div"):
-                    if rhs == 0:
-                        raise _Fail
-                    value = value / rhs
-                else:
-                    value = value * rhs
-            elif tok is not None and (tok[0].isdigit() or tok[0].isalpha() or tok in ("\\frac", "\\sqrt", "\\pi", "(")):
-                value = value * self.power()  # implicit product: 2\sqrt{3}, 3\pi
+                value = self.divide(value, rhs) if tok in ("/", "\\div") else value * rhs
+            elif tok is not None and (tok[0].isdigit() or tok[0].isalpha() or tok in self.IMPLICIT):
+                value = value * self.power()
             else:
-                return _check(value)
+                return self.check(value)
 
     def unary(self) -> float:
         if self.peek() in ("+", "-"):
@@ -212,24 +217,13 @@ class _ExactParser(_Parser):
         super().__init__(tokens, {})
         self.imaginary = imaginary
 
-    def expr(self):
-        value = self.term()
-        while self.peek() in ("+", "-"):
-            value = value + self.term() if self.take() == "+" else value - self.term()
-        return value
+    IMPLICIT = ("\\frac", "\\sqrt", "(")
 
-    def term(self):
-        value = self.unary()
-        while True:
-            tok = self.peek()
-            if tok in ("*", "\\cdot", "\\times", "/", "\\div"):
-                self.take()
-                rhs = self.unary()
-                value = value / rhs if tok in ("/", "\\div") else value * rhs
-            elif tok is not None and (tok[0].isdigit() or tok[0].isalpha() or tok in ("\\frac", "\\sqrt", "(")):
-                value = value * self.power()
-            else:
-                return value
+    def check(self, value):
+        return value  # exact values need no float checks; their size is bounded in _Exact
+
+    def divide(self, a, b):
+        return a / b  # _Exact refuses a zero divisor
 
     def power(self):
         base = self.atom()
