@@ -22,6 +22,7 @@ from limr_exp.registry import Registry
 from limr_exp.run_folder import outcome, signals_deferred
 
 log = logging.getLogger("limr_exp")
+STORE_BUSY_TIMEOUT_S = 5.0  # how long a locked SQLite tracking store is waited for before the one-line error
 
 
 class RunInfo:
@@ -193,7 +194,7 @@ class MlflowLogger:
         if not path.exists():
             return
         try:
-            con = sqlite3.connect(str(path), timeout=5)
+            con = sqlite3.connect(str(path), timeout=STORE_BUSY_TIMEOUT_S)
             try:
                 con.execute("PRAGMA schema_version").fetchone()
                 con.execute("BEGIN IMMEDIATE")

@@ -598,6 +598,7 @@ def test_the_paper_presets_learning_rate_is_limrs_by_openrlhfs_own_scheduler(dry
     assert limr[-1] > 0.99  # LIMR's cosine over 430,000 steps has barely moved at its step 200
 
 
+@pytest.mark.slow
 def test_a_finite_cosine_would_not_be_limrs_schedule(tmp_path):
     """The check above can fail: OpenRLHF's default cosine over the preset's 100 episodes halves the LR by step 100."""
     from limr_exp.training.openrlhf import build_command
@@ -608,6 +609,7 @@ def test_a_finite_cosine_would_not_be_limrs_schedule(tmp_path):
     assert ours[0] < 0.75 * limrs_lr_multipliers([100 * 32])[0]
 
 
+@pytest.mark.slow
 def test_warm_up_is_exactly_the_configured_optimiser_steps(tmp_path):
     from limr_exp.training.openrlhf import build_command
 

@@ -33,6 +33,7 @@ def fresh_pool():
     shutdown()
 
 
+@pytest.mark.slow
 def test_calls_queued_behind_a_slow_one_finish_in_order(fresh_pool):
     """One worker, held by an overrun; eight calls that need it arrive one after another: they are
     served in the order they came, each after the slow one."""
@@ -57,6 +58,7 @@ def test_calls_queued_behind_a_slow_one_finish_in_order(fresh_pool):
     assert done == list(range(2, 10))
 
 
+@pytest.mark.slow
 def test_cheap_calls_never_wait_for_a_worker(fresh_pool):
     """While the only worker is busy with an overrun, format errors and provable verdicts come back at
     once from other threads."""
@@ -82,6 +84,7 @@ def test_cheap_calls_never_wait_for_a_worker(fresh_pool):
     assert sorted(reasons) == sorted(c[2] for c in cheap) and max(seconds) < 0.5
 
 
+@pytest.mark.slow
 def test_no_call_waits_longer_than_the_calls_ahead_of_it(fresh_pool):
     """4 threads on 1 worker, overruns among them: each call is back within (calls ahead) x budget + slack."""
     calls = [(SLOW, "3") if k % 4 == 0 else needs_math_verify(k) for k in range(12)]
@@ -129,6 +132,7 @@ def test_a_worker_connect_before_the_zygote_listens_is_retried(tmp_path):
     assert worker.pid == 12345
 
 
+@pytest.mark.slow
 def test_the_real_zygote_accepts_the_moment_its_socket_appears():
     from limr_exp.rewards import pool
 

@@ -67,6 +67,7 @@ def test_every_trackers_final_value_is_metrics_json(tmp_path):
     assert not any("${" in v for v in config.values())
 
 
+@pytest.mark.slow
 def test_a_sweeps_mlflow_parent_has_its_params_and_is_continued_by_a_rerun(tmp_path):
     """After a kill, a rerun of the sweep in its folder continues the parent run (no second parent, no
     parent left RUNNING forever), and the parent holds the sweep's parameters."""
@@ -115,6 +116,7 @@ def test_a_rerun_with_another_config_is_refused_naming_the_keys(tmp_path):
     run(smoke(tmp_path, "stages=[select]", "selector=full", "threads=1", "logger=[]"))  # the same experiment: fine
 
 
+@pytest.mark.slow
 def test_the_refusal_on_the_cli_is_one_line(tmp_path):
     first = cli("experiment=smoke", "stages=[select]", "selector=full", "logger=[]", f"hydra.run.dir={tmp_path}/run",
                 f"cache_dir={tmp_path}/cache")
@@ -151,6 +153,7 @@ def test_torchs_full_disk_error_is_the_full_disk_line(tmp_path, monkeypatch):
     assert user_message(Exception("Error while serializing: I/O error: No space left on device (os error 28)"), cfg)
 
 
+@pytest.mark.slow
 def test_a_full_disk_during_the_checkpoint_is_one_line(tmp_path):
     """A real full disk (a 320 kB tmpfs as the run folder: the weights fit, torch.save of the trainer state does not)."""
     folder = tmp_path / "tiny"
@@ -178,13 +181,15 @@ def test_permission_errors_are_one_line(tmp_path):
 
 
 @pytest.mark.parametrize("fault", ["locked", "corrupt"])
-def test_a_locked_or_corrupt_mlflow_store_is_one_line_at_once(tmp_path, fault):
+def test_a_locked_or_corrupt_mlflow_store_is_one_line_at_once(tmp_path, fault, monkeypatch):
     import sqlite3
     import time
 
+    from limr_exp import tracking
     from limr_exp.errors import ConfigError
     from limr_exp.tracking import MlflowLogger, RunInfo
 
+    monkeypatch.setattr(tracking, "STORE_BUSY_TIMEOUT_S", 0.5)
     db = tmp_path / "m.db"
     holder = None
     if fault == "corrupt":
@@ -202,6 +207,7 @@ def test_a_locked_or_corrupt_mlflow_store_is_one_line_at_once(tmp_path, fault):
         holder.close()
 
 
+@pytest.mark.slow
 def test_a_long_run_name_gets_a_folder_it_fits_in(tmp_path):
     from limr_exp.config import MAX_FOLDER_NAME, folder_name
 
@@ -260,6 +266,7 @@ def test_epochs_beyond_int32_are_refused_not_wrapped(tmp_path):
         read_table(tmp_path / "h.parquet")
 
 
+@pytest.mark.slow
 def test_wandbs_table_limit_is_said_in_one_line(tmp_path, monkeypatch, caplog):
     import logging
 
@@ -283,8 +290,8 @@ def test_wandbs_table_limit_is_said_in_one_line(tmp_path, monkeypatch, caplog):
 
 @pytest.mark.parametrize("argv,expected", [
     (["selectr=lim"], "did you mean 'selector'"),
-    (["theat=0.5"], "did you mean 'theta'"),
-    (["stagez=[select]"], "did you mean 'stages'"),
+    pytest.param(["theat=0.5"], "did you mean 'theta'", marks=pytest.mark.slow),
+    pytest.param(["stagez=[select]"], "did you mean 'stages'", marks=pytest.mark.slow),
 ])
 def test_a_typo_gets_a_hint(argv, expected):
     r = cli(*argv)
@@ -354,6 +361,7 @@ def test_judge_folders_of_killed_runs_are_removed_at_the_next_start(tmp_path):
 
 # -- plots and the report ----------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_select_run_draws_figures_2a_and_2b(tmp_path):
     from limr_exp.pipeline import run
 
