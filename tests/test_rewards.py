@@ -235,6 +235,18 @@ BEYOND = [
     ('cofunction in degrees', boxed('\\cos 20^\\circ'), '\\sin 70^\\circ', OK),
     ('sine of degrees wrong', boxed('\\frac12'), '\\sin 60^\\circ', WRONG),
     ('cosine of degrees decimal', boxed('0.5'), '\\cos(60^\\circ)', OK),
+    # more spellings of the same families
+    ('mixed with space, compact frac', boxed('1 \\frac12'), '\\frac{3}{2}', OK),
+    ('unit after a thin space', boxed('10\\,\\text{cm}^2'), '10', OK),
+    ('clock with pm', boxed('8:34 \\text{ p.m.}'), '20:34', OK),
+    ('clock with am is not pm', boxed('8:34 a.m.'), '20:34', WRONG),
+    ('column vector vs two-entry list', boxed('[3, -1]'), '\\begin{pmatrix} 3 \\\\ -1 \\end{pmatrix}', OK),
+    ('two-entry list other order', boxed('[-1, 3]'), '\\begin{pmatrix} 3 \\\\ -1 \\end{pmatrix}', WRONG),
+    ('squared sine of degrees', boxed('\\sin^2 30^\\circ'), '\\frac{1}{4}', OK),
+    ('complex quotient of sums', boxed('i'), '\\frac{1+i}{1-i}', OK),
+    ('complex power', boxed('32i'), '(1+i)^{10}', OK),
+    ('scientific vs decimal', boxed('1.2 \\times 10^{-5}'), '0.000012', OK),
+    ('labelled pair vs tuple', boxed('x=1; y=2'), '(1, 2)', OK),
     # hedges: several candidates are never one answer
     ('hedge: text letters', boxed('A'), '\\text{A}\\text{BCDE}', WRONG),
     ('hedge: two text letters', boxed('C'), '\\text{C}\\text{D}', WRONG),
@@ -256,7 +268,8 @@ UPGRADES_OVER_MATH_VERIFY = {
     "glued unit", "abbreviated area unit", "clock seconds", "column vector vs tuple", "tuple vs column vector",
     "column vector vs square brackets", "root of a quotient", "root of a slash quotient", "f(x) vs y", "y vs f(x)",
     "sine of degrees", "cosine of degrees as reference", "tangent of degrees", "cofunction in degrees",
-    "cosine of degrees decimal", "e notation vs fraction", "large scientific",
+    "cosine of degrees decimal", "e notation vs fraction", "large scientific", "clock with pm",
+    "column vector vs two-entry list", "squared sine of degrees", "complex quotient of sums", "complex power",
 }
 
 

@@ -224,12 +224,51 @@ def _degrees_verdict(gold: str, pred: str) -> bool | None:
     return None
 
 
+_MERIDIEM = re.compile(r"\s*(?:\\(?:text|mbox|mathrm)\s*\{\s*)?(?P<half>[aApP])\.?\s*[mM]\.?\s*\}?$")
+
+
+def _time_of_day(s: str) -> tuple[int, int, int] | None:
+    """(hours on a 24-hour clock, minutes, seconds) of `20:34`, `20:34:00`, `8:34 pm`, `8:34\\text{ p.m.}`."""
+    half = _MERIDIEM.search(s)
+    m = _CLOCK.fullmatch(s[:half.start()].strip() if half else s.strip())
+    if not m:
+        return None
+    h, minutes, seconds = int(m["h"]), int(m["m"]), int(m["s"] or 0)
+    if half:
+        if not 1 <= h <= 12:
+            return None
+        h = h % 12 + (12 if half["half"] in "pP" else 0)
+    return (h, minutes, seconds) if h < 24 and minutes < 60 and seconds < 60 else None
+
+
+_COLUMN_VECTOR = re.compile(r"^\\begin\{[pb]?matrix\}(?P<body>[^&]*?)\\end\{[pb]?matrix\}$", re.S)
+
+
+def _column_verdict(gold: str, pred: str) -> bool | None:
+    """A column vector against a bracketed list of the same entries, `[a, b]` included (a list beside a
+    vector is no interval): equal when every entry is provably equal, in order."""
+    for vec, other in ((gold, pred), (pred, gold)):
+        m = _COLUMN_VECTOR.match(vec.strip())
+        o = other.strip()
+        if not m or not (o[:1] in "([" and enclosed(o) or o.startswith("\\langle")):
+            continue
+        rows = [r.strip() for r in re.split(r"\\\\", m["body"]) if r.strip()]
+        inner = o[len("\\langle"):-len("\\rangle")] if o.startswith("\\langle") and o.endswith("\\rangle") else o[1:-1]
+        entries = [e.strip() for e in split_top_level(inner, ",")]
+        if len(rows) >= 2 and len(rows) == len(entries):
+            return True if all(decide_fast(normalize(a), normalize(b), True) for a, b in zip(rows, entries)) else None
+    return None
+
+
 def _clock_verdict(gold: str, pred: str) -> bool | None:
-    """20:34 and 20:34:00 (and 8:30 and 08:30) are one time of day."""
-    g, p = _CLOCK.fullmatch(gold), _CLOCK.fullmatch(pred)
-    if g and p and (g["s"] or p["s"]):
-        if [int(g[k] or 0) for k in "hms"] == [int(p[k] or 0) for k in "hms"]:
-            return True
+    """20:34, 20:34:00 and 8:34 pm (and 8:30 and 08:30) are one time of day; a plain `a:b` without seconds
+    or a.m./p.m. on either side may be a ratio, so it is left to Math-Verify."""
+    if not (":" in gold and ":" in pred):
+        return None
+    g, p = _time_of_day(gold), _time_of_day(pred)
+    clock_like = lambda s: s.count(":") == 2 or _MERIDIEM.search(s) is not None  # noqa: E731
+    if g is not None and g == p and (clock_like(gold) or clock_like(pred)):
+        return True
     return None
 
 
@@ -296,7 +335,7 @@ def fast_verdict(gold: str, pred: str, light: bool = False) -> bool | None:
         return choice
     if _several_candidates(gn, pn):
         return False
-    if _degrees_verdict(g, p) or _clock_verdict(gn, pn):
+    if _degrees_verdict(g, p) or _clock_verdict(g, p) or _column_verdict(g, p):
         return True
     verdict = decide_fast(gn, pn, light)
     if verdict is None:

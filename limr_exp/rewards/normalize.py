@@ -21,7 +21,8 @@ _LHS = re.compile(r"^\s*[a-zA-Z](?:_\{?\w+\}?)?\s*=\s*(?P<rhs>[^=<>]+)$")
 _MIXED = re.compile(r"^(?P<sign>-?)(?P<whole>\d+)\\frac\{(?P<num>\d+)\}\{(?P<den>\d+)\}$")  # 918\frac{1}{2}
 _THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 # 1 1/2, 2\ \frac{3}{4}: a whole number and a proper fraction, apart (before spaces are dropped)
-_SPACED_MIXED = re.compile(r"^(?P<whole>-?\d+)(?:\s|\\ |~)+(?:(?P<n1>\d+)/(?P<d1>\d+)|\\frac\{(?P<n2>\d+)\}\{(?P<d2>\d+)\})$")
+_SPACED_MIXED = re.compile(r"^(?P<whole>-?\d+)(?:\s|\\ |~)+(?:(?P<n1>\d+)/(?P<d1>\d+)|\\frac\{(?P<n2>\d+)\}\{(?P<d2>\d+)\}"
+                           r"|\\frac(?P<n3>\d)(?P<d3>\d))$")
 _WRAPPERS = [re.compile(r"^\$+(.*?)\$+$", re.S), re.compile(r"^\\\((.*)\\\)$", re.S), re.compile(r"^\\\[(.*)\\\]$", re.S)]
 
 
@@ -50,7 +51,7 @@ def normalize(answer: str) -> str:
     s = s.strip().rstrip(".").strip()
     m = _SPACED_MIXED.match(s)
     if m:
-        s = f"{m['whole']}\\frac{{{m['n1'] or m['n2']}}}{{{m['d1'] or m['d2']}}}"
+        s = f"{m['whole']}\\frac{{{m['n1'] or m['n2'] or m['n3']}}}{{{m['d1'] or m['d2'] or m['d3']}}}"
     if _THOUSANDS.match(s.replace(" ", "")):
         s = s.replace(",", "")
     s = re.sub(r"(\\[a-zA-Z]+)\s+(?=[a-zA-Z])", "\\1\0", s)  # keep "\tan x" apart
@@ -190,8 +191,11 @@ def letters_outside_commands(s: str) -> bool:
     return bool(re.search(r"[A-Za-z]", without_commands(_ENV_NAME.sub("", s))))
 
 
+_SPACING = re.compile(r"\\[,;:! ]|~|\\quad|\\qquad")
+
+
 def _element(s: str) -> str:
-    s = s.strip()
+    s = _SPACING.sub(" ", s).strip()
     m = _IN_SET.match(s)
     if m:
         s = m.group("set").strip()

@@ -124,12 +124,16 @@ class _Parser:
             return float(tok)
         if tok == "\\pi":
             return math.pi
-        if tok in _TRIG:  # \sin 30^\circ, \cos(2x): the argument is one power term
+        if tok in _TRIG:  # \sin 30^\circ, \cos(2x), \sin^2 30^\circ: the argument is one power term
+            exponent = 1.0
             if self.peek() == "^":
-                raise _Fail  # \sin^2 x
+                self.take()
+                exponent = self.group() if self.peek() == "{" else float(self.take())
+                if exponent not in (1.0, 2.0, 3.0):
+                    raise _Fail  # \sin^{-1}: an inverse, not a power
             try:
-                return _TRIG[tok](self.power())
-            except (ValueError, ZeroDivisionError):
+                return _TRIG[tok](self.power()) ** exponent
+            except (ValueError, ZeroDivisionError, OverflowError):
                 raise _Fail from None
         if tok.isalpha():
             if tok not in self.vars:
