@@ -108,6 +108,23 @@ def test_other_estimators_run(tmp_path, learnable_cache, estimator):
     cfg = compose_cfg(LEARNABLE + ["ppo.num_episodes=1", f"ppo.advantage_estimator={estimator}", f"cache_dir={learnable_cache}"])
     result = train(cfg, load_problems(cfg.dataset), tmp_path / "train")
     assert result.history.num_rows == 24 * 8 and "train/reward_mean" in result.metrics
+    step = json.loads((tmp_path / "train" / "steps.jsonl").read_text().splitlines()[-1])
+    assert {"train/approx_kl", "train/clip_frac", "train/entropy"} <= set(step) and step["train/entropy"] > 0
+    assert ("train/explained_variance" in step) == (estimator == "gae")
+
+
+def test_ppo_diagnostics_are_the_textbook_quantities():
+    import math as _math
+
+    from limr_exp.training.ppo import approx_kl, explained_variance, token_entropy
+
+    mask = torch.ones(1, 3)
+    logp = torch.log(torch.tensor([[0.5, 0.25, 0.1]]))
+    assert approx_kl(logp, logp, mask).item() == 0.0 and approx_kl(logp, logp + 0.3, mask).item() > 0
+    assert token_entropy(torch.zeros(1, 1, 8)).item() == pytest.approx(_math.log(8))
+    returns = torch.tensor([[1.0, 2.0, 3.0]])
+    assert explained_variance(returns, returns, mask) == pytest.approx(1.0)
+    assert explained_variance(torch.full_like(returns, 2.0), returns, mask) == pytest.approx(0.0)
 
 
 def test_resume_after_interruption_has_no_duplicate_rows(tmp_path, learnable_cache, monkeypatch):

@@ -14,6 +14,8 @@ one `ppo` config drives both trainers. Per rollout step:
      and clipped value loss  0.5 max((V - R)^2, (V_old + clip(V - V_old, -c, c) - R)^2)  (gae only)
 
 Every sample's reward is kept as reward history (prompt_id, epoch = episode, step, reward, correct).
+Each step logs CleanRL's diagnostics beside the losses: approx_kl ((rho - 1) - log rho), clip_frac, the
+policy's entropy on the response tokens and, with a critic, explained_variance of the returns.
 """
 
 from __future__ import annotations
@@ -146,6 +148,27 @@ def policy_loss(logp: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Te
     return loss, clipped
 
 
+def approx_kl(logp: torch.Tensor, logp_old: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
+    """KL(pi_old || pi) estimated per token as (r - 1) - log r, r = pi / pi_old (Schulman's k3, as CleanRL logs it)."""
+    log_ratio = logp - logp_old
+    return masked_mean(torch.exp(log_ratio) - 1 - log_ratio, action_mask)
+
+
+def token_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """H(pi(. | prefix)) of every position, from its logits."""
+    logp = F.log_softmax(logits.float(), dim=-1)
+    return -(logp.exp() * logp).sum(-1)
+
+
+def explained_variance(values: torch.Tensor, returns: torch.Tensor, action_mask: torch.Tensor) -> float:
+    """1 - Var[returns - values] / Var[returns] over response tokens: how much of the return the critic
+    predicts (1 perfect, 0 no better than the mean, negative worse); NaN when the returns do not vary."""
+    keep = action_mask > 0
+    y, v = returns[keep], values[keep]
+    var_y = torch.var(y) if y.numel() > 1 else torch.tensor(0.0)
+    return float("nan") if var_y == 0 else float(1 - torch.var(y - v) / var_y)
+
+
 def value_loss(values: torch.Tensor, values_old: torch.Tensor, returns: torch.Tensor, action_mask: torch.Tensor,
                value_clip: float) -> torch.Tensor:
     """0.5 * max((V - R)^2, (V_old + clip(V - V_old, -c, c) - R)^2), averaged over response tokens."""
@@ -170,9 +193,15 @@ class Critic(torch.nn.Module):
         return self.head(hidden).squeeze(-1).float()
 
 
-def response_logprobs(model, sequences, attention_mask, response_width: int) -> torch.Tensor:
+def response_logprobs(model, sequences, attention_mask, response_width: int, with_entropy: bool = False):
+    """log pi of every response token (and, with `with_entropy`, the policy's entropy there, without gradient)."""
     logits = model(input_ids=sequences, attention_mask=attention_mask, position_ids=position_ids(attention_mask)).logits
-    return token_logprobs(logits[:, -response_width - 1:-1], sequences[:, -response_width:])
+    logits = logits[:, -response_width - 1:-1]
+    logp = token_logprobs(logits, sequences[:, -response_width:])
+    if not with_entropy:
+        return logp
+    with torch.no_grad():
+        return logp, token_entropy(logits.detach())
 
 
 def response_values(critic, sequences, attention_mask, response_width: int) -> torch.Tensor:
@@ -297,7 +326,7 @@ class LocalPPOTrainer:
         p = self.ppo
         n = batch["sequences"].shape[0]
         R = batch["mask"].shape[1]
-        losses = {"policy_loss": [], "value_loss": [], "clip_frac": []}
+        losses = {"policy_loss": [], "value_loss": [], "clip_frac": [], "approx_kl": [], "entropy": []}
         bundle.model.train()
         gen = torch.Generator().manual_seed(self.seed * 100003 + state["global_step"])  # a new minibatch order every step
         for _ in range(p.max_epochs):
@@ -311,11 +340,13 @@ class LocalPPOTrainer:
                 for m in range(n_micro):
                     idx = idx_step[m * p.micro_train_batch_size:(m + 1) * p.micro_train_batch_size]
                     seq, attn, mask = batch["sequences"][idx], batch["attention_mask"][idx], batch["mask"][idx]
-                    logp = response_logprobs(bundle.model, seq, attn, R)
+                    logp, entropy = response_logprobs(bundle.model, seq, attn, R, with_entropy=True)
                     pl, clip_frac = policy_loss(logp, batch["logp_old"][idx], batch["advantages"][idx], mask, p.eps_clip)
                     (pl / n_micro).backward()
                     losses["policy_loss"].append(pl.item())
                     losses["clip_frac"].append(clip_frac.item())
+                    losses["approx_kl"].append(approx_kl(logp.detach(), batch["logp_old"][idx], mask).item())
+                    losses["entropy"].append(masked_mean(entropy, mask).item())
                     if opt_critic is not None:
                         v = response_values(critic, seq, attn, R)
                         vl = value_loss(v, batch["values_old"][idx], batch["returns"][idx], mask, p.value_clip)
@@ -332,7 +363,10 @@ class LocalPPOTrainer:
                     torch.nn.utils.clip_grad_norm_(critic.parameters(), p.max_norm)
                     opt_critic.step()
         bundle.model.eval()
-        return {k: float(np.mean(v)) for k, v in losses.items() if v}
+        out = {k: float(np.mean(v)) for k, v in losses.items() if v}
+        if opt_critic is not None:  # the critic's values at rollout time against the returns they were trained on
+            out["explained_variance"] = explained_variance(batch["values_old"], batch["returns"], batch["mask"])
+        return out
 
     # -- the loop
     def fit(self, bundle) -> TrainResult:
