@@ -54,9 +54,11 @@ def test_top_level_keys_override():
 
 
 def test_schema_rejects_unknown_keys_and_types():
-    with pytest.raises(Exception, match="nonexistent"):
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException, match="nonexistent"):
         compose_cfg(["selector.nonexistent=1"])
-    with pytest.raises(Exception):
+    with pytest.raises(ConfigCompositionException, match="seed=abc"):
         compose_cfg(["seed=abc"])
 
 
