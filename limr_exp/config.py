@@ -281,6 +281,15 @@ LAUNCHER_PLUGINS = {"joblib": ("hydra_plugins.hydra_joblib_launcher", "hydra-job
                     "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher")}
 
 
+def _not_a_folder_path(path: str) -> str | None:
+    """The first part of `path` that exists and is not a folder (so no folder can be made below it), or None."""
+    p = Path(os.path.expanduser(path))
+    for part in [p, *p.parents]:
+        if part.exists():
+            return None if part.is_dir() else str(part)
+    return None
+
+
 def override_hint(argv: list[str]) -> str | None:
     """One line for a command-line override that Hydra would answer unhelpfully, else None: a misspelt
     group or key (Hydra suggests `+key`, which a typed config refuses anyway), or a launcher whose plugin
@@ -293,6 +302,11 @@ def override_hint(argv: list[str]) -> str | None:
         if arg.startswith("-") or "=" not in arg or arg.startswith(("+", "~")):
             continue
         key, value = arg.split("=", 1)
+        if key in ("hydra.run.dir", "hydra.sweep.dir"):
+            blocker = _not_a_folder_path(value)
+            if blocker:
+                return f"{key}={value}: {blocker} is a file, not a folder: choose a folder for the run's files"
+            continue
         if key == "hydra/launcher" and value in LAUNCHER_PLUGINS:
             module, package = LAUNCHER_PLUGINS[value]
             if importlib.util.find_spec("hydra_plugins") is None or importlib.util.find_spec(module) is None:

@@ -90,6 +90,10 @@ def json_error_reason(e: Exception, data: bytes) -> str:
         else:
             return f"it is not valid JSON ({e})"
         return f"byte {at} (0x{data[at]:02x}) is not UTF-8 text: re-save the file as UTF-8"
+    for magic, what in ((b"\x1f\x8b", "gzip-compressed: decompress it first (gunzip)"), (b"PK\x03\x04", "a zip archive: unpack it first"),
+                        (b"\x28\xb5\x2f\xfd", "zstd-compressed: decompress it first"), (b"PAR1", "a Parquet file: give it a .parquet name")):
+        if data.startswith(magic):
+            return f"it is {what}"
     if "truncated" in str(e):
         return "it ends in the middle of a value: the file is truncated (re-export it)"
     m = re.search(r"\(byte (\d+)\)", str(e))

@@ -384,3 +384,23 @@ def test_one_seed_is_shown_without_a_spread_and_the_jobs_table_is_short(tmp_path
     assert "± 0.0" not in text and "(1 seed)" in text
     jobs = text.split("## Jobs")[1].strip().splitlines()[0]
     assert jobs.count("|") - 1 <= 10 and "param." not in jobs
+
+
+def test_a_compressed_dataset_is_named_as_such(tmp_path):
+    import gzip
+
+    from limr_exp.data import load_problem_file
+    from limr_exp.errors import DataError
+
+    (tmp_path / "d.json").write_bytes(gzip.compress(b'[{"id": "a", "prompt": "1+1?", "answer": "2"}]'))
+    with pytest.raises(DataError, match="gzip-compressed: decompress it first"):
+        load_problem_file(str(tmp_path / "d.json"), prompt_key="prompt", answer_key="answer", id_key="id")
+
+
+def test_a_run_folder_below_a_file_is_one_line(tmp_path):
+    from limr_exp.config import override_hint
+
+    (tmp_path / "f").write_text("x")
+    hint = override_hint([f"hydra.run.dir={tmp_path}/f/run"])
+    assert hint and "is a file, not a folder" in hint
+    assert override_hint([f"hydra.run.dir={tmp_path}/new/run", f"hydra.sweep.dir={tmp_path}"]) is None
