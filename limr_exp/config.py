@@ -223,6 +223,9 @@ class ProbeConfig:
 
     episodes: int = MISSING  # values in conf/config.yaml
     seed: int = MISSING
+    stop_when_stable: bool = False  # stop once the selection after each epoch has settled (selection/stability.py)
+    stable_jaccard: float = 0.9  # ... consecutive selections agree at least this much (Jaccard) ...
+    stable_epochs: int = 2  # ... for this many epochs in a row
 
 
 @dataclass
@@ -507,6 +510,8 @@ def validate(cfg: DictConfig) -> None:
 
         ESTIMATORS.get(p.advantage_estimator)  # the local trainer's registry: one line naming the choices
     _require(cfg.probe.episodes >= 1, f"probe.episodes={cfg.probe.episodes} must be at least 1")
+    _require(0 < cfg.probe.stable_jaccard <= 1, f"probe.stable_jaccard={cfg.probe.stable_jaccard} must be a share in (0, 1]")
+    _require(cfg.probe.stable_epochs >= 1, f"probe.stable_epochs={cfg.probe.stable_epochs} must be at least 1")
     _require(0 <= cfg.trajectories.min_match_share <= 1,
              f"trajectories.min_match_share={cfg.trajectories.min_match_share} must be a share between 0 and 1")
     _require(cfg.reward.timeout_s > 0, f"reward.timeout_s={cfg.reward.timeout_s} must be positive")

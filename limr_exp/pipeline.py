@@ -187,6 +187,10 @@ def summary_table(summary: dict) -> str:
         lines.append(f"{'run folder':<28}{summary['run_folder']}")
     if "n_selected" in summary:
         lines.append(f"{'subset size':<28}{summary['n_selected']:>8} of {summary['n_prompts']}")
+    stop = summary.get("probe_stop")
+    if stop:
+        how = f"stopped when stable, {100 * stop['saved_share']:.0f}% of its rollouts saved" if stop["stopped"] else "never settled"
+        lines.append(f"{'probe epochs':<28}{stop['epochs']:>8} of {stop['of']} ({how})")
     base, trained = summary.get("base_metrics"), summary.get("metrics")
     if trained:
         for name, r in trained["benchmarks"].items():
@@ -287,6 +291,10 @@ def run_stages(cfg: DictConfig, problems: ProblemSet, out: Path, tracker: Tracke
     if "select" in cfg.stages:
         subset = select_stage(cfg, problems, out, tracker, summary["timings"])
         summary["n_selected"] = len(subset)
+        if cfg.probe.stop_when_stable and runs_probe(cfg):
+            from limr_exp.training.probe import stop_record
+
+            summary["probe_stop"] = stop_record(cfg, problems)
     else:
         subset = previous_selection(out, problems) if "train" in cfg.stages else problems
     checkpoint = None

@@ -178,3 +178,66 @@ def test_selection_says_what_a_never_solved_prompt_scores(tmp_path, caplog, curv
     assert said and any(r.levelname == "WARNING" for r in said) == warned
     if warned:
         assert any("probe.episodes" in r.message for r in said if r.levelname == "WARNING")
+
+
+# -- probe.stop_when_stable: when the selection has settled ------------------------------------------------
+
+def realistic_history(n_prompts: int = 300, epochs: int = 12, samples: int = 8, seed: int = 0):
+    """A probe's history with the shapes of LIMR's Figure 2a, not straight ramps: never-solved prompts,
+    quick learners (a steep logistic early), gradual learners (a shallow logistic, some late), solved from
+    the start, and noisy plateaus; every accuracy is a binomial draw of `samples` samples."""
+    import numpy as np
+
+    from limr_exp.trajectories import History
+
+    rng = np.random.default_rng(seed)
+    kinds = rng.choice(["never", "quick", "gradual", "solved", "plateau"], size=n_prompts, p=[0.25, 0.2, 0.3, 0.15, 0.1])
+    k = np.arange(1, epochs + 1)
+    codes, epoch, step, reward = [], [], [], []
+    for i, kind in enumerate(kinds):
+        if kind == "never":
+            p = np.zeros(epochs)
+        elif kind == "solved":
+            p = np.full(epochs, 0.95)
+        elif kind == "plateau":
+            p = np.full(epochs, rng.uniform(0.3, 0.6))
+        else:
+            mid, slope = (rng.uniform(1.5, 3.5), rng.uniform(1.5, 3.0)) if kind == "quick" else (rng.uniform(3, 9), rng.uniform(0.4, 0.9))
+            p = 0.05 + 0.9 / (1 + np.exp(-slope * (k - mid)))
+        for e in range(epochs):
+            hits = rng.binomial(samples, p[e])
+            codes += [i] * samples
+            epoch += [e + 1] * samples
+            step += [e + 1] * samples
+            reward += [1.0] * hits + [-0.5] * (samples - hits)
+    return History.build([f"p{i}" for i in range(n_prompts)], codes, epoch, step, reward), kinds
+
+
+def test_a_settled_selection_is_close_to_the_full_probes():
+    """On a realistic history, LIM's selection settles well before the last epoch, and where it settles it
+    is within Jaccard 0.8 of the full history's selection."""
+    from limr_exp.data import ProblemSet
+    from limr_exp.selection.stability import first_epochs, jaccard, selection_after, stability_curve, stop_epoch
+
+    history, _ = realistic_history()
+    problems = ProblemSet("p", [{"id": f"p{i}", "prompt": f"p{i}", "answer": "1"} for i in range(300)])
+    cfg = compose_cfg(["selector=lim"]).selector
+    curve = stability_curve(history, problems, 0.6, cfg)
+    assert len(curve) == 11 and all(0 <= j <= 1 for j in curve)
+    stop = stop_epoch(curve, 0.9, 2)
+    assert stop is not None and stop <= 8  # at most 2/3 of the 12 epochs
+    full, _ = selection_after(history, problems, 0.6, cfg)
+    early, settled = selection_after(first_epochs(history, stop), problems, 0.6, cfg)
+    assert settled and jaccard(early, full) >= 0.8
+    naive = [jaccard(selection_after(first_epochs(history, k), problems, 0.6, cfg)[0],
+                     selection_after(first_epochs(history, k + 1), problems, 0.6, cfg)[0]) for k in (1, 2)]
+    assert min(naive) >= 0.9  # agreement alone would have stopped after epoch 3, where never-solved prompts are kept
+    assert jaccard(selection_after(first_epochs(history, 3), problems, 0.6, cfg)[0], full) < 0.6
+
+
+def test_stability_helpers():
+    from limr_exp.selection.stability import is_stable, jaccard, stop_epoch
+
+    assert jaccard(set(), set()) == 1.0 and jaccard({1, 2}, {2, 3}) == 1 / 3
+    assert stop_epoch([0.5, 0.95, 0.97], 0.9, 2) == 4 and stop_epoch([0.5, 0.95, 0.5], 0.9, 2) is None
+    assert is_stable([0.95], 0.9, 1) and not is_stable([0.95], 0.9, 2)

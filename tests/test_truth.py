@@ -404,3 +404,18 @@ def test_a_run_folder_below_a_file_is_one_line(tmp_path):
     hint = override_hint([f"hydra.run.dir={tmp_path}/f/run"])
     assert hint and "is a file, not a folder" in hint
     assert override_hint([f"hydra.run.dir={tmp_path}/new/run", f"hydra.sweep.dir={tmp_path}"]) is None
+
+
+@pytest.mark.slow
+def test_a_probe_that_stops_when_stable_says_so(tmp_path):
+    """probe.stop_when_stable on a real (smoke) probe: its record, its history's epochs and the summary agree."""
+    from limr_exp.pipeline import run, summary_table
+    from limr_exp.trajectories import read_table
+
+    summary = run(smoke(tmp_path, "stages=[select]", "probe.episodes=5", "probe.stop_when_stable=true", "probe.stable_epochs=1",
+                        "theta=0.9"))
+    stop = summary["probe_stop"]
+    assert stop["of"] == 5 and 2 <= stop["epochs"] <= 5 and len(stop["jaccard"]) == stop["epochs"] - (1 if stop["stopped"] else 2)
+    probe = next((tmp_path / "cache" / "probes").glob("*/trajectories.parquet"))
+    assert len(set(read_table(probe).epoch.tolist())) == stop["epochs"]
+    assert "probe epochs" in summary_table(summary)

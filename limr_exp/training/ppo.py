@@ -222,12 +222,13 @@ class LocalPPOTrainer:
 
     def __init__(self, cfg, problems: ProblemSet, out: Path, tracker=None, *, num_episodes: int | None = None,
                  max_steps: int | None | str = "ppo", seed: int | None = None, namespace: str = "train", device: str = "cpu",
-                 on_step=None):
+                 on_step=None, after_epoch=None):
         """`num_episodes`/`max_steps`/`seed` default to the ppo config's (`max_steps=None`: no step cap) and the
         run's; `on_step(step, model, last)` is called after every rollout step and returns metrics to log at
         that step (the pipeline's evaluation during training)."""
         self.cfg, self.ppo, self.problems, self.out = cfg, cfg.ppo, problems, Path(out)
         self.tracker, self.namespace, self.device, self.on_step = tracker, namespace, device, on_step
+        self.after_epoch = after_epoch
         self.num_episodes = num_episodes or self.ppo.num_episodes
         self.max_steps = self.ppo.max_steps if max_steps == "ppo" else max_steps
         self.seed = cfg.seed if seed is None else seed
@@ -413,9 +414,12 @@ class LocalPPOTrainer:
                                                        [j.reward for j in judgements], [j.correct for j in judgements]))
                 metrics = {f"{self.namespace}/{k}": v for k, v in stats.items()} | {f"{self.namespace}/episode": episode}
                 state["batch"] = b + 1
-                if state["batch"] >= n_batches:
+                epoch_done = state["batch"] >= n_batches
+                if epoch_done:
                     state["episode"], state["batch"] = episode + 1, 0
                 state["done"] = step >= total
+                if epoch_done and not state["done"] and self.after_epoch is not None and self.after_epoch(episode, history):
+                    state["done"] = True  # the caller has what it needs (stop_when_stable)
                 if self.on_step is not None:
                     metrics |= self.on_step(step, bundle.model, state["done"])
                 unsaved.append({"step": step} | metrics)

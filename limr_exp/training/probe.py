@@ -30,7 +30,26 @@ def probe_key(cfg, problems) -> str:
     for group, dropped in NOT_IN_PROBE_KEY.items():
         node = OmegaConf.to_container(cfg[group], resolve=True)
         parts[group] = {k: v for k, v in node.items() if k not in dropped}
-    return config_hash(cfg.model, parts["ppo"], parts["reward"], cfg.trainer.name, cfg.probe.episodes, cfg.probe.seed, data)
+    stop = None
+    if cfg.probe.stop_when_stable:  # where it stops depends on the selector and theta it watches
+        stop = (cfg.probe.stable_jaccard, cfg.probe.stable_epochs, cfg.selector.name, float(cfg.theta))
+    return config_hash(cfg.model, parts["ppo"], parts["reward"], cfg.trainer.name, cfg.probe.episodes, cfg.probe.seed, data,
+                       *([stop] if stop else []))
+
+
+def probe_folder(cfg, problems) -> Path:
+    """Where the probe run for this config and problem set is cached."""
+    return Path(cfg.cache_dir) / "probes" / probe_key(cfg, problems)
+
+
+def stop_record(cfg, problems) -> dict | None:
+    """The probe's stop_when_stable record (epochs run of all, agreements, share saved), if it has one."""
+    import json
+
+    try:
+        return json.loads((probe_folder(cfg, problems) / "stability.json").read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def probe_history(cfg, problems, tracker=None) -> History:
@@ -38,7 +57,7 @@ def probe_history(cfg, problems, tracker=None) -> History:
 
     from limr_exp.training import train
 
-    folder = Path(cfg.cache_dir) / "probes" / probe_key(cfg, problems)
+    folder = probe_folder(cfg, problems)
     folder.mkdir(parents=True, exist_ok=True)
     done = folder / "done"
     with FileLock(str(folder) + ".lock"):
@@ -51,7 +70,58 @@ def probe_history(cfg, problems, tracker=None) -> History:
                                 "trains the probe again)") from None
         log.info("probe: RL on all %d prompts for %d epochs, probe seed %d (cached in %s)", len(problems), cfg.probe.episodes,
                  cfg.probe.seed, folder)
+        watcher = StabilityWatcher(cfg, problems, folder, tracker) if cfg.probe.stop_when_stable else None
         history = train(cfg, problems, folder, tracker, num_episodes=cfg.probe.episodes, max_steps=None, seed=cfg.probe.seed,
-                        namespace="probe").history
+                        namespace="probe", after_epoch=watcher).history
+        if watcher is not None:
+            watcher.report(history)
         done.write_text("ok\n")
         return history
+
+
+class StabilityWatcher:
+    """`after_epoch` of a probe with `probe.stop_when_stable`: the selection after every epoch, its agreement
+    with the one before (logged, and kept in `<probe>/stability.json`), and True once it has settled."""
+
+    def __init__(self, cfg, problems, folder: Path, tracker=None):
+        from limr_exp.config import theta_value
+
+        self.cfg, self.problems, self.folder, self.tracker = cfg, problems, folder, tracker
+        self.theta = theta_value(cfg)
+        self.selections: list[set] = []
+        self.agreements: list[float] = []
+
+    def __call__(self, epoch: int, history: History) -> bool:
+        from limr_exp.selection.stability import agreement, is_stable, selection_after
+
+        p = self.cfg.probe
+        self.selections.append(selection_after(history, self.problems, self.theta, self.cfg.selector, self.cfg.seed))
+        if len(self.selections) > 1:
+            self.agreements.append(agreement(self.selections[-2], self.selections[-1]))
+            chosen, settled = self.selections[-1]
+            log.info("probe: after epoch %d %s keeps %d prompts; agreement with epoch %d: %.3f%s", epoch, self.cfg.selector.name,
+                     len(chosen), epoch - 1, self.agreements[-1],
+                     "" if settled else " (not settled: a never-solved prompt still scores >= theta)")
+            if self.tracker is not None:
+                self.tracker.log({"probe/selection_jaccard": self.agreements[-1], "probe/selection_size": len(chosen)}, step=epoch)
+        return is_stable(self.agreements, p.stable_jaccard, p.stable_epochs)
+
+    def report(self, history: History) -> None:
+        from limr_exp.io import write_json
+        from limr_exp.selection.stability import is_stable
+
+        p = self.cfg.probe
+        stopped = is_stable(self.agreements, p.stable_jaccard, p.stable_epochs)
+        epochs = len(self.selections) + (0 if stopped else 1)  # the last epoch of a full probe has no check
+        saved = 1 - epochs / p.episodes
+        if stopped:
+            log.info("probe: the selection settled after epoch %d of %d (Jaccard >= %g for %d epochs): %.0f%% of the probe's "
+                     "rollouts saved", epochs, p.episodes, p.stable_jaccard, p.stable_epochs, 100 * saved)
+        else:
+            log.warning("probe: the selection at theta=%g never settled (last Jaccard %s, threshold %g): scores sit near "
+                        "theta, or the probe is short; it ran all %d epochs", self.theta,
+                        f"{self.agreements[-1]:.3f}" if self.agreements else "-", p.stable_jaccard, p.episodes)
+        write_json(self.folder / "stability.json", {"jaccard": self.agreements, "epochs": epochs, "of": p.episodes,
+                                                    "stopped": stopped, "saved_share": saved})
+        if self.tracker is not None:
+            self.tracker.log({"probe/epochs_run": epochs, "probe/saved_share": saved})
