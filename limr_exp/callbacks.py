@@ -64,7 +64,7 @@ class SweepCallback(Callback):
     @staticmethod
     def _close_orphans(client, experiment_id: str) -> None:
         """Sweep parents still RUNNING whose sweep process (on this host) is gone were killed: say so."""
-        from limr_exp.run_folder import _alive
+        from limr_exp.run_folder import pid_alive
 
         host = socket.gethostname()
         try:
@@ -73,7 +73,7 @@ class SweepCallback(Callback):
             return
         for r in running:
             pid = r.data.tags.get("limr.pid", "")
-            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
                 client.set_terminated(r.info.run_id, status="KILLED")
 
     @staticmethod

@@ -538,13 +538,7 @@ def validate(cfg: DictConfig) -> None:
         _require(cfg.trainer.eval_path is None or resolve_path(cfg.trainer.eval_path).exists(),
                  f"trainer.eval_path={cfg.trainer.eval_path} does not exist" + data_root_hint(cfg, cfg.trainer.eval_path or ""))
 
-        p = cfg.ppo
-        kl, critic = p.init_kl_coef > 0, p.advantage_estimator == "gae"
-        layout = placement.plan(cfg.trainer, kl, critic)
-        placement.check(layout, cfg.trainer, kl, critic, p.n_samples_per_prompt, p.rollout_batch_size, p.micro_rollout_batch_size)
-        from limr_exp.training import memory
-
-        memory.check(memory.estimate(cfg, layout, kl, critic), cfg.trainer)
+        placement.checked_layout(cfg)  # the cluster's GPUs and their memory
     from limr_exp.evaluation.run import BACKENDS
 
     BACKENDS.get(cfg.eval.backend)  # one line naming the backends

@@ -207,16 +207,21 @@ UNFINGERPRINTED = ("logger", "threads", "output_dir", "stages", "cache_dir", "da
                    "reward.memory_limit_mb", "trainer.dry_run", "trainer.device", "eval.batch_size", "eval.evaluate_base")
 
 
-def fingerprint(cfg: DictConfig) -> dict | None:
-    """The resolved config that determines a run's results (flattened), or None when it does not resolve
-    (validate then says why)."""
+def resolved_config(cfg: DictConfig) -> dict | None:
+    """The config with every ${...} resolved, or None when one does not resolve (validate then says why)."""
     from omegaconf import OmegaConf
 
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    except Exception:
+        return None
+
+
+def fingerprint(config: dict | None) -> dict | None:
+    """What of the resolved config determines a run's results (flattened); None without a config."""
     from limr_exp.tracking import flatten
 
-    try:
-        config = OmegaConf.to_container(cfg, resolve=True)
-    except Exception:
+    if config is None:
         return None
     return {k: v for k, v in flatten(config).items()
             if not any(k == x or k.startswith(x + ".") for x in UNFINGERPRINTED)}
@@ -229,14 +234,13 @@ def run_tags(cfg: DictConfig) -> list[str]:
             f"dataset={cfg.dataset.name}", f"trainer={cfg.trainer.name}"]
 
 
-def run_info(cfg: DictConfig, out: Path, sweep_dir: Path | None = None, job_num: int | None = None) -> RunInfo:
+def run_info(cfg: DictConfig, out: Path, sweep_dir: Path | None = None, job_num: int | None = None,
+             resolved: dict | None = None) -> RunInfo:
     """What the trackers record: the resolved config (no ${...} left), the run name, its tags."""
     from omegaconf import OmegaConf
 
-    try:
-        config = OmegaConf.to_container(cfg, resolve=True)
-    except Exception:  # validate() has passed, so only an exotic interpolation can fail: keep it as written
-        config = OmegaConf.to_container(cfg, resolve=False)
+    # validate() has passed, so only an exotic interpolation can leave it unresolved: then keep it as written
+    config = resolved if resolved is not None else OmegaConf.to_container(cfg, resolve=False)
     try:
         name = str(cfg.run_name)
     except Exception:  # an unresolvable name must not hide the real error
@@ -257,7 +261,8 @@ def run(cfg: DictConfig, sweep_dir: Path | None = None, job_num: int | None = No
     """Run the configured stages; returns a summary (subset size, metrics, time per stage)."""
     out = run_dir_of(cfg)
     summary: dict = {"timings": {}, "run_folder": str(out)}
-    with RunFolder(out, fingerprint(cfg)) as folder:  # the lock, the config it holds, a truthful status.json
+    resolved = resolved_config(cfg)
+    with RunFolder(out, fingerprint(resolved)) as folder:  # the lock, the config it holds, a truthful status.json
         log.info("run folder: %s", out)
         validate(cfg)  # every check before any tracker starts or any work is done
         folder.keep_fingerprint()
@@ -277,7 +282,7 @@ def run(cfg: DictConfig, sweep_dir: Path | None = None, job_num: int | None = No
         if cfg.dataset.drop_unanswered or probe:  # a probe trains on every problem: check them all now
             problems = require_answers(problems, "dataset", cfg.dataset.drop_unanswered)
         summary["n_prompts"] = len(problems)
-        with Tracker(cfg.logger, run_info(cfg, out, sweep_dir, job_num)) as tracker:
+        with Tracker(cfg.logger, run_info(cfg, out, sweep_dir, job_num, resolved)) as tracker:
             run_stages(cfg, problems, out, tracker, summary, t)
     if "metrics" in summary or "train" in cfg.stages:
         print(summary_table(summary), flush=True)

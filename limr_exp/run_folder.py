@@ -89,7 +89,8 @@ def outcome(exc: BaseException | None) -> tuple[str, str | None]:
     return "failed", str(exc) if isinstance(exc, LimrError) else f"{type(exc).__name__}: {exc}"
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """A process with this pid exists on this host (one of another user's counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -108,7 +109,7 @@ def read_status(folder: Path) -> dict:
         status = json.loads((Path(folder) / STATUS_FILE).read_text())
     except (OSError, ValueError):
         return {"status": "missing"}
-    if status.get("status") == "running" and status.get("host") == socket.gethostname() and not _alive(int(status.get("pid", 0))):
+    if status.get("status") == "running" and status.get("host") == socket.gethostname() and not pid_alive(int(status.get("pid", 0))):
         status = {**status, "status": "interrupted", "error": "the process was killed"}
     return status
 

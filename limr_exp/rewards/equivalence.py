@@ -17,8 +17,8 @@ import re
 from fractions import Fraction
 from functools import lru_cache
 
-from limr_exp.rewards.normalize import (as_rational, canonical, enclosed, light_clean, normalize, split_top_level,
-                                        strip_outer_parens, without_commands)
+from limr_exp.rewards.normalize import (as_rational, canonical, column_entries, enclosed, light_clean, normalize,
+                                        split_top_level, strip_outer_parens, without_commands)
 from limr_exp.rewards.numeric import evaluate, exact_value, letters
 
 FLOAT_ROUNDING = 6  # Math-Verify rounds a float to 6 decimal places before comparing
@@ -31,7 +31,9 @@ _CONSTANT_LETTERS = {"e", "E"}  # Euler's number to Math-Verify
 _IMAGINARY = {"i", "I"}
 _LETTER_RUN = re.compile(r"[A-Za-z]{2,}")
 # spellings that normalisation drops but Math-Verify reads as a change of value (28\% = 0.28, 30^\circ = pi/6)
-_SCALE_MARKS = re.compile(r"%|\\circ|°|\\degree")
+_PERCENT = re.compile(r"%")
+_DEGREE_MARK = re.compile(r"\\circ|°|\\degree")
+_SCALE_MARKS = re.compile(f"{_PERCENT.pattern}|{_DEGREE_MARK.pattern}")
 
 
 _MATRIX = re.compile(r"\\begin\{[pbv]?matrix\}")
@@ -241,21 +243,16 @@ def _time_of_day(s: str) -> tuple[int, int, int] | None:
     return (h, minutes, seconds) if h < 24 and minutes < 60 and seconds < 60 else None
 
 
-_COLUMN_VECTOR = re.compile(r"^\\begin\{[pb]?matrix\}(?P<body>[^&]*?)\\end\{[pb]?matrix\}$", re.S)
-
-
 def _column_verdict(gold: str, pred: str) -> bool | None:
     """A column vector against a bracketed list of the same entries, `[a, b]` included (a list beside a
     vector is no interval): equal when every entry is provably equal, in order."""
     for vec, other in ((gold, pred), (pred, gold)):
-        m = _COLUMN_VECTOR.match(vec.strip())
-        o = other.strip()
-        if not m or not (o[:1] in "([" and enclosed(o) or o.startswith("\\langle")):
+        rows, o = column_entries(vec), other.strip()
+        if rows is None or not (o[:1] in "([" and enclosed(o) or o.startswith("\\langle")):
             continue
-        rows = [r.strip() for r in re.split(r"\\\\", m["body"]) if r.strip()]
         inner = o[len("\\langle"):-len("\\rangle")] if o.startswith("\\langle") and o.endswith("\\rangle") else o[1:-1]
         entries = [e.strip() for e in split_top_level(inner, ",")]
-        if len(rows) >= 2 and len(rows) == len(entries):
+        if len(rows) == len(entries):
             return True if all(decide_fast(normalize(a), normalize(b), True) for a, b in zip(rows, entries)) else None
     return None
 
@@ -270,10 +267,6 @@ def _clock_verdict(gold: str, pred: str) -> bool | None:
     if g is not None and g == p and (clock_like(gold) or clock_like(pred)):
         return True
     return None
-
-
-_PERCENT = re.compile(r"%")
-_DEGREE_MARK = re.compile(r"\\circ|°|\\degree")
 
 
 def _readings(light: str, normalised: str) -> list | None:

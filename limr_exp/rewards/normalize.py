@@ -228,18 +228,26 @@ def without_commands_keep_text(s: str) -> str:
     return re.sub(r"\\(?!text|mbox|mathrm|operatorname)[a-zA-Z]+", "", s)
 
 
-_COLUMN = re.compile(r"^\\begin\{pmatrix\}(?P<body>[^&]*?)\\end\{pmatrix\}$", re.S)
+_COLUMN = re.compile(r"^\\begin\{[pb]?matrix\}(?P<body>[^&]*?)\\end\{[pb]?matrix\}$", re.S)
 _ROOT_OF_QUOTIENT = re.compile(r"\\sqrt\s*\{\s*(?:\\frac\s*\{(?P<a>[^{}]+)\}\s*\{(?P<b>[^{}]+)\}|(?P<c>[^{}/]+)/(?P<d>[^{}/]+))\s*\}")
 _WRAPPED_MATRIX = re.compile(r"^(?:\\left)?\(\s*(\\begin\{pmatrix\}.*\\end\{pmatrix\})\s*(?:\\right)?\)$", re.S)
 _ANGLE_LIST = re.compile(r"^\\langle(?P<body>.*)\\rangle$", re.S)
 
 
+def column_entries(s: str) -> list[str] | None:
+    """The entries of a column vector (a one-column matrix of 2+ rows, also inside `\\left( \\right)`), or None."""
+    m = _COLUMN.match(_WRAPPED_MATRIX.sub(r"\1", s.strip()))
+    if not m:
+        return None
+    rows = [r.strip() for r in re.split(r"\\\\", m.group("body")) if r.strip()]
+    return rows if len(rows) >= 2 else None
+
+
 def _as_tuple(s: str) -> str:
     """A column vector, `\\langle a, b\\rangle` or a bracketed list of 3+ entries, as the tuple `(a, b, c)`."""
-    m = _COLUMN.match(_WRAPPED_MATRIX.sub(r"\1", s.strip()))
-    if m:
-        rows = [r.strip() for r in re.split(r"\\\\", m.group("body")) if r.strip()]
-        return f"({', '.join(rows)})" if len(rows) >= 2 else s
+    rows = column_entries(s)
+    if rows is not None:
+        return f"({', '.join(rows)})"
     m = _ANGLE_LIST.match(s.strip())
     if m:
         return f"({m.group('body').strip()})"

@@ -25,16 +25,12 @@ def remove_stale_dirs() -> None:
     import shutil
     import tempfile
 
+    from limr_exp.run_folder import pid_alive
+
     for folder in glob.glob(os.path.join(tempfile.gettempdir(), f"{_DIR_PREFIX}*-*")):
         pid = os.path.basename(folder)[len(_DIR_PREFIX):].split("-")[0]
-        if not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
-        except PermissionError:  # another user's live process
-            pass
 
 
 class _Zygote:

@@ -23,6 +23,7 @@ at the end.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from limr_exp.models.loading import chat_messages
 from limr_exp.training.openrlhf_reward import ABORT_FILE, SETTINGS_FILE
 from limr_exp.trajectories import History, write_table
 
+log = logging.getLogger("limr_exp")
 REWARD_FILE_SOURCE = Path(__file__).with_name("openrlhf_reward_file.py")  # copied verbatim; no code is generated
 
 
@@ -106,16 +108,12 @@ def build_command(cfg, prompts_path: Path, input_key: str, chat: bool, reward_pa
                   eval_path: Path | None = None, python: str | None = None) -> list[str]:
     """OpenRLHF 0.11's dotted flags from the model / ppo / trainer configs (checked against its parser and
     its placement code in the tests); the GPU layout is planned and checked against the cluster first."""
-    from limr_exp.training import placement
+    from limr_exp.training import memory, placement
 
     p, t, m = cfg.ppo, cfg.trainer, cfg.model
     model = str(m.path)  # validated at start (config.validate)
-    from limr_exp.training import memory
-
-    kl, critic = p.init_kl_coef > 0, p.advantage_estimator == "gae"
-    layout = placement.plan(t, kl, critic)
-    placement.check(layout, t, kl, critic, p.n_samples_per_prompt, p.rollout_batch_size, p.micro_rollout_batch_size)
-    memory.check(memory.estimate(cfg, layout, kl, critic), t)
+    layout, estimate = placement.checked_layout(cfg)
+    log.info("openrlhf: %s", memory.summary(estimate))
     argv = [
         python or sys.executable, "-m", "openrlhf.cli.train_ppo_ray",
         "--actor.model_name_or_path", model,
@@ -264,7 +262,6 @@ def train_openrlhf(cfg, problems, out: Path, tracker=None, *, num_episodes=None,
     python = "python" if t.ray_address else None  # a submitted job runs the cluster's python
     argv = build_command(cfg, prompts, input_key, chat, reward_path, work, len(problems), eval_path, python)
     write_json(out / "openrlhf_command.json", argv)
-    print(f"openrlhf: {_memory_line(cfg)}", flush=True)
     if t.dry_run:
         write_reward_file(cfg.reward, reward_path, records)
         print(f"openrlhf dry run: command in {out / 'openrlhf_command.json'}, reward file {reward_path}", flush=True)
@@ -296,14 +293,6 @@ def train_openrlhf(cfg, problems, out: Path, tracker=None, *, num_episodes=None,
     return TrainResult(history, work / "checkpoint", {})
 
 
-def _memory_line(cfg) -> str:
-    from limr_exp.training import memory, placement
-
-    p = cfg.ppo
-    kl, critic = p.init_kl_coef > 0, p.advantage_estimator == "gae"
-    return memory.summary(memory.estimate(cfg, placement.plan(cfg.trainer, kl, critic), kl, critic))
-
-
 def _work_dir(cfg, out: Path) -> Path:
     """Where OpenRLHF reads its inputs and writes records and checkpoints: the run folder, or for a cluster
     job or a run over several nodes `trainer.shared_dir/<run folder name>`, which every node and this
@@ -312,8 +301,6 @@ def _work_dir(cfg, out: Path) -> Path:
     if not t.ray_address and t.num_nodes <= 1:
         out.mkdir(parents=True, exist_ok=True)
         return out
-    if not t.shared_dir:
-        raise ConfigError(f"trainer.num_nodes={t.num_nodes}: set trainer.shared_dir to storage every node sees")
     work = Path(t.shared_dir).expanduser() / Path(cfg.output_dir).name
     try:
         work.mkdir(parents=True, exist_ok=True)

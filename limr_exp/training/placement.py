@@ -115,3 +115,18 @@ def check(p: Placement, t, kl: bool, critic: bool, n_samples: int, rollout_batch
         raise ConfigError(f"ppo.n_samples_per_prompt x ppo.rollout_batch_size // ppo.micro_rollout_batch_size = "
                           f"{n_samples * rollout_batch // micro_rollout_batch} is below the actor's {p.actor.gpus} GPUs "
                           "(OpenRLHF refuses that): raise ppo.rollout_batch_size")
+
+
+def checked_layout(cfg):
+    """The layout the run asks for (`trainer`, and `ppo`'s KL and estimator: whether a reference and a critic
+    are placed), checked against the cluster's GPUs and against their memory (memory.py), each a one-line
+    error naming the keys; returns (Placement, memory.Estimate or None when the model's size is unknown)."""
+    from limr_exp.training import memory
+
+    p, t = cfg.ppo, cfg.trainer
+    kl, critic = p.init_kl_coef > 0, p.advantage_estimator == "gae"
+    layout = plan(t, kl, critic)
+    check(layout, t, kl, critic, p.n_samples_per_prompt, p.rollout_batch_size, p.micro_rollout_batch_size)
+    estimate = memory.estimate(cfg, layout, kl, critic)
+    memory.check(estimate, t)
+    return layout, estimate
