@@ -6,7 +6,8 @@ One row per job folder (one that holds `.hydra/`): its overrides and key config 
 (finished / failed, from status.json), selection size, evaluation accuracy per benchmark (and per
 family or level), the base model's, and the final training reward. The arms (selector, and θ when
 it varies) are compared over seeds: mean ± spread, and LIM minus each other arm against the noise
-(arms.csv, differences.csv). Plots: accuracy per arm, held-out accuracy and training reward per
+(arms.csv, differences.csv), and read by training budget: accuracy at every evaluated step, steps
+to plateau and steps to reach the full set's final accuracy (budget.csv, limr_exp.budget). Plots: accuracy per arm, held-out accuracy and training reward per
 step for every job, accuracy and subset size vs θ (θ sweeps), and the LIM trajectory figure.
 """
 
@@ -20,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from limr_exp.run_folder import read_status
-
+from limr_exp.budget import budget_markdown, budget_summary, plot_budget_curves
 from limr_exp.io import atomic_path, write_text
+from limr_exp.run_folder import read_status
 
 MARKERS = "osD^vP*X"
 KEY_COLUMNS = ["selector.name", "theta", "seed", "selector.size", "dataset.name", "model.name", "ppo.name",
@@ -221,15 +222,23 @@ def arm_labels(frame: pd.DataFrame) -> pd.Series:
     return frame["selector.name"].astype(str)
 
 
-def _standard_error(values: pd.Series, n_problems: float | None) -> float:
+def _standard_error(values: pd.Series, n_problems: float | None, floor_var: float = 0.0) -> float:
     """Standard error of a mean accuracy over seeds: the seeds' spread, and at least the binomial error of
-    one evaluation on n_problems problems (three seeds estimate a spread poorly)."""
+    one evaluation on n_problems problems (three seeds estimate a spread poorly), or `floor_var` when the
+    caller knows that error another way (eval/avg: the mean of the benchmarks' errors)."""
     n = len(values)
     p = float(values.mean())
     var = float(values.var(ddof=1)) if n > 1 else 0.0
     if n_problems:
         var = max(var, p * (1 - p) / n_problems)
-    return (var / max(n, 1)) ** 0.5
+    return (max(var, floor_var) / max(n, 1)) ** 0.5
+
+
+def _binomial_var(g: pd.DataFrame, metric: str) -> float:
+    """One evaluation's binomial variance of a benchmark's mean accuracy in these jobs (0 when unknown)."""
+    n = g.get(metric.replace("/acc", "/n_problems"), pd.Series(dtype=float)).max()
+    p = float(g[metric].mean())
+    return p * (1 - p) / n if n and not pd.isna(n) else 0.0
 
 
 def selector_comparison(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -243,10 +252,13 @@ def selector_comparison(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame
     rows = []
     for arm, g in ok.groupby("arm", sort=False):
         row = {"arm": arm, "seeds": len(g), "subset": g["n_selected"].mean() if "n_selected" in g else np.nan}
+        benches = [m for m in metrics if m != "eval/avg"]
         for m in metrics:
             n_prob = g.get(m.replace("/acc", "/n_problems"), pd.Series(dtype=float)).max() if m != "eval/avg" else None
+            # the mean of k benchmarks: var = sum of their variances / k^2 (one seed alone has no spread to show)
+            floor = sum(_binomial_var(g, b) for b in benches) / len(benches) ** 2 if m == "eval/avg" and benches else 0.0
             row |= {f"{m} mean": g[m].mean(), f"{m} std": g[m].std(ddof=1) if len(g) > 1 else 0.0,
-                    f"{m} min": g[m].min(), f"{m} max": g[m].max(), f"{m} se": _standard_error(g[m].dropna(), n_prob)}
+                    f"{m} min": g[m].min(), f"{m} max": g[m].max(), f"{m} se": _standard_error(g[m].dropna(), n_prob, floor)}
         rows.append(row)
     arms = pd.DataFrame(rows)
     reference = next((a for a in arms["arm"] if str(a).startswith("lim")), None)
@@ -398,6 +410,46 @@ def copy_run_figures(frame: pd.DataFrame, plots: Path, per_theta: bool) -> list[
     return made
 
 
+def arm_curves(frame: pd.DataFrame) -> tuple[str | None, dict[str, list[list[tuple[int, float]]]], int | None]:
+    """(first benchmark, {arm: [each finished job's [(step, accuracy)]]}, samples of one evaluation) from the
+    evaluations made during training (limr_exp.budget reads them by budget)."""
+    ok = frame[frame["status"] == "finished"].copy() if "status" in frame else frame.copy()
+    if not len(ok):
+        return None, {}, None
+    ok["arm"] = arm_labels(ok)
+    bench, curves, n_samples = None, {}, None
+    for _, row in ok.iterrows():
+        job = Path(row["path"])
+        curve = evaluation_curve(job)
+        bench = bench or next((b for _, accs in curve for b in accs), None)
+        curves.setdefault(row["arm"], []).append([(s, accs[bench]) for s, accs in curve if bench in accs])
+        final = job / "eval" / "metrics.json"
+        if n_samples is None and bench and final.exists():
+            n_samples = json.loads(final.read_text())["benchmarks"].get(bench, {}).get("n_samples")
+    return bench, curves, n_samples
+
+
+def probe_seed_markdown(frame: pd.DataFrame) -> list[str]:
+    """The jobs' `selection/probe_seeds.json` (probe.sensitivity_seeds), one line per selector and θ."""
+    records = {}
+    for path in frame.get("path", []):
+        file = Path(path) / "selection" / "probe_seeds.json"
+        if file.exists():
+            r = json.loads(file.read_text())
+            records.setdefault((r["selector"], r["theta"]), r)
+    if not records:
+        return []
+    lines = ["## Probe-seed sensitivity", "", "How far the selection moves with the probe's seed (`probe.sensitivity_seeds`): "
+             "the same selector and θ on probes that differ only in their seed.", "",
+             "| selector | θ | probe seeds | subset sizes | Jaccard with the sweep's probe | pairwise mean (min) | in every / any subset |",
+             "|---|---|---|---|---|---|---|"]
+    for (selector, theta), r in sorted(records.items()):
+        lines.append(f"| {selector} | {theta:g} | {', '.join(map(str, r['seeds']))} | {' / '.join(map(str, r['sizes']))} | "
+                     f"{' / '.join(f'{j:.2f}' for j in r['jaccard_with_this_probe'])} | {r['pairwise_mean']:.2f} "
+                     f"({r['pairwise_min']:.2f}) | {r['in_every_subset']} / {r['in_any_subset']} |")
+    return lines + [""]
+
+
 # the jobs table: what tells the jobs apart and what they scored (every column stays in report.csv)
 JOB_COLUMNS = ["job", "status", "selector.name", "theta", "seed", "selector.size", "n_selected"]
 
@@ -428,10 +480,21 @@ def write_report(frame: pd.DataFrame, sweep_dir: str | Path) -> None:
     if len(frame):
         arms, diffs = selector_comparison(frame)
         text += comparison_markdown(arms, diffs)
+        bench, curves, n_samples = arm_curves(frame)
+        if bench is not None:
+            reference = "full" if "full" in curves else None
+            text += budget_markdown(curves, bench, n_samples, reference)
+            summary = budget_summary(curves, n_samples, reference)
+            if plot_budget_curves(curves, bench, plots / "accuracy_by_budget.png", reference):
+                text.append("![accuracy_by_budget.png](plots/accuracy_by_budget.png)\n")
+            if len(summary):
+                with atomic_path(sweep_dir / "budget.csv") as tmp:
+                    summary.to_csv(tmp, index=False)
         for table, name in ((arms, "arms.csv"), (diffs, "differences.csv")):
             if len(table):
                 with atomic_path(sweep_dir / name) as tmp:
                     table.to_csv(tmp, index=False)
+        text += probe_seed_markdown(frame)
     text.append("## Jobs")
     text.append("")
     text.append(markdown_table(frame, cols) if len(frame) else "(no jobs)")
