@@ -196,6 +196,21 @@ def test_report_compares_lim_with_each_baseline_against_the_noise():
     assert "| lim | 3 | 62 | 66.0 ± 1.0 [65.0, 67.0] |" in text and "| lim - random | eval/toy_test/acc | +15.3 |" in text
 
 
+def test_the_mean_over_benchmarks_carries_their_noise_with_one_seed():
+    """eval/avg of one seed per arm: its noise is the benchmarks' binomial errors (sum of variances / k^2),
+    so a 0.8-point difference is never read as beyond the noise (it was: noise 0.0, 'exceeds: yes')."""
+    from limr_exp.report import selector_comparison
+
+    frame = _arm_frame({"random": [0.332], "lim": [0.324]})
+    frame["eval/greedy/acc"], frame["eval/greedy/n_problems"] = [0.34, 0.33], 640
+    frame["eval/avg"] = (frame["eval/toy_test/acc"] + frame["eval/greedy/acc"]) / 2
+    _, diffs = selector_comparison(frame)
+    avg = diffs[diffs["metric"] == "eval/avg"].iloc[0]
+    var = lambda p: p * (1 - p) / 640  # noqa: E731
+    expected = ((var(0.324) + var(0.33)) / 4 + (var(0.332) + var(0.34)) / 4) ** 0.5
+    assert avg["noise"] == pytest.approx(expected) and not avg["exceeds noise"]
+
+
 def test_failed_jobs_are_left_out_of_the_comparison():
     from limr_exp.report import selector_comparison
 
