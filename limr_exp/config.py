@@ -92,6 +92,7 @@ class ToyModelConfig:
     pretrain_batch_size: int = MISSING
     pretrain_lr: float = MISSING
     pretrain_families: Dict[str, float] = MISSING  # family -> share of its answers boxed; unlisted families never seen
+    pretrain_weights: Dict[str, float] = field(default_factory=dict)  # family -> its weight among the examples (default 1)
     pretrain_examples: int = MISSING
     seed: int = MISSING
 
@@ -226,6 +227,8 @@ class ProbeConfig:
     stop_when_stable: bool = False  # stop once the selection after each epoch has settled (selection/stability.py)
     stable_jaccard: float = 0.9  # ... consecutive selections agree at least this much (Jaccard) ...
     stable_epochs: int = 2  # ... for this many epochs in a row
+    sensitivity_seeds: List[int] = field(default_factory=list)  # more probe seeds: how far the selection moves with
+    # the probe's seed (Jaccard with this probe's selection, selection/probe_seeds.json; training/probe.py)
 
 
 @dataclass
@@ -469,10 +472,12 @@ def validate(cfg: DictConfig) -> None:
 
         IMPORTERS.get(t.format)  # one line naming the formats
     _require(t.steps_per_epoch >= 1, f"trajectories.steps_per_epoch={t.steps_per_epoch} must be at least 1")
-    _require(t.max_epochs is None or t.max_epochs >= 1, f"trajectories.max_epochs={t.max_epochs} must be at least 1 (or null for all epochs)")
+    _require(t.max_epochs is None or t.max_epochs >= 1,
+             f"trajectories.max_epochs={t.max_epochs} must be at least 1 (or null for all epochs)")
     if t.path is not None:
         _not_special(t.path, "trajectories.path")
-        _require(resolve_path(t.path).exists(), f"trajectories.path={t.path} does not exist: point it at a step-dump folder, a verl rollout folder or a trajectories .parquet file")
+        _require(resolve_path(t.path).exists(), f"trajectories.path={t.path} does not exist: point it at a step-dump folder, "
+                 "a verl rollout folder or a trajectories .parquet file")
 
     d = cfg.dataset
     if d.path is not None and d.format != "toy_arith":
@@ -511,6 +516,8 @@ def validate(cfg: DictConfig) -> None:
         ESTIMATORS.get(p.advantage_estimator)  # the local trainer's registry: one line naming the choices
     _require(cfg.probe.episodes >= 1, f"probe.episodes={cfg.probe.episodes} must be at least 1")
     _require(0 < cfg.probe.stable_jaccard <= 1, f"probe.stable_jaccard={cfg.probe.stable_jaccard} must be a share in (0, 1]")
+    _require(cfg.probe.seed not in cfg.probe.sensitivity_seeds, f"probe.sensitivity_seeds={list(cfg.probe.sensitivity_seeds)} "
+             f"holds the probe's own seed {cfg.probe.seed}: list only other seeds")
     _require(cfg.probe.stable_epochs >= 1, f"probe.stable_epochs={cfg.probe.stable_epochs} must be at least 1")
     _require(0 <= cfg.trajectories.min_match_share <= 1,
              f"trajectories.min_match_share={cfg.trajectories.min_match_share} must be a share between 0 and 1")
@@ -553,5 +560,6 @@ def validate(cfg: DictConfig) -> None:
         import importlib.util
 
         _require(importlib.util.find_spec("vllm") is not None,
-                 "eval.backend=vllm needs vLLM, which is not installed: pip install 'limr-exp[vllm]' on a CUDA machine, or use eval.backend=hf")
+                 "eval.backend=vllm needs vLLM, which is not installed: pip install 'limr-exp[vllm]' on a CUDA machine, "
+                 "or use eval.backend=hf")
     _require(cfg.trainer.device in ("auto", "cpu", "cuda"), f"trainer.device={cfg.trainer.device!r} is unknown: use auto, cpu or cuda")

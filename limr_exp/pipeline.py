@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 from limr_exp.config import theta_value, validate
 from limr_exp.data import ProblemSet, load_problems, require_answers
 from limr_exp.errors import ConfigError, LimrError
-from limr_exp.io import write_jsonl
+from limr_exp.io import write_json, write_jsonl
 from limr_exp.run_folder import Interrupted, RunFolder, raise_on_signals
 from limr_exp.tracking import RunInfo, Tracker
 
@@ -101,6 +101,11 @@ def select_stage(cfg: DictConfig, problems: ProblemSet, out: Path, tracker: Trac
     if result.n_scored:
         plots.score_histogram(result.scores, theta, cfg.selector.name, out / "plots" / "score_histogram.png")
     del history, ctx
+    if result.curve_scores is not None and cfg.trajectories.path is None and cfg.probe.sensitivity_seeds:
+        from limr_exp.training.probe import seed_sensitivity
+
+        chosen = set(np.asarray(result.ids)[result.selected].tolist())
+        write_json(sel_dir / "probe_seeds.json", seed_sensitivity(cfg, problems, chosen, tracker))
     write_jsonl(sel_dir / "selected.jsonl", (row for row, keep in zip(problems.rows, result.selected) if keep))
     tracker.log_artifact(sel_dir / "selected.jsonl", "dataset")
     tracker.log_table("selection/scores", [{"prompt_id": i, "score": None if np.isnan(sc) else float(sc), "selected": bool(k)}
@@ -372,7 +377,8 @@ def cli_run(cfg: DictConfig) -> None:
         # its traceback goes to the job's log file for the maintainers
         if message is None:
             log.error("job %s failed with an unexpected error", hc.job.num, exc_info=e)
-        print(f"limr-exp: error: {message or f'job {hc.job.num} failed: {type(e).__name__}: {e} (traceback in {cfg.output_dir}/__main__.log)'}",
+        failed = f"job {hc.job.num} failed: {type(e).__name__}: {e} (traceback in {cfg.output_dir}/__main__.log)"
+        print(f"limr-exp: error: {message or failed}",
               file=sys.stderr, flush=True)
         if not multirun:
             sys.exit(2)

@@ -49,3 +49,10 @@ class Progress:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def quiet_transformers() -> None:
+    """No per-file progress bars for loading/saving small checkpoints; our own bars say what runs."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()

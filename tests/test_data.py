@@ -8,12 +8,11 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
+from conftest import compose_cfg
 
 from limr_exp.data import load_problem_file, load_problems
 from limr_exp.data.problems import stable_id
 from limr_exp.errors import DataError
-
-from conftest import compose_cfg
 
 ROWS = [{"id": "a", "prompt": "What is 1+1?", "answer": "2", "level": 1},
         {"id": "b", "prompt": "What is 2+2?", "answer": 4, "level": 2}]
@@ -128,6 +127,30 @@ def test_toy_families_have_exact_shares_and_distinct_problems():
     assert min(f.size for n, f in FAMILIES.items() if n in shares) >= 900
 
 
+def test_toy_problems_rl_and_evaluation_see_are_new_to_the_model():
+    """The pretraining draws only from each family's pretraining half, the splits only from the other: no
+    trained or held-out problem occurs in the pretraining corpus (before, ~90 % of held-out add/sub did)."""
+    from collections import Counter
+
+    from limr_exp.models.toy import pretraining_corpus
+
+    cfg = compose_cfg(["+model.toy.pretrain_families.add2=1.0", "model.toy.pretrain_weights={add2: 0.5}",
+                       "+dataset.toy.families.add2=0.2"])
+    corpus = pretraining_corpus(cfg.model, cfg.model.toy.pretrain_examples, cfg.model.toy.seed)
+    seen = set(seen_list(corpus))
+    rows = load_problems(cfg.dataset, "train").rows + load_problems(cfg.dataset, "test").rows
+    assert not seen & {r["expression"] for r in rows}
+    # pretrain_weights set a family's share of the examples: add2 makes 0.5 / (1 + 1 + 1 + 0.5) of them
+    share = Counter("+" in e and all(len(x) == 2 for x in e.split(" + ")) for e in seen_list(corpus))[True] / len(corpus)
+    assert abs(share - 0.5 / 3.5) < 0.02
+    # add2's held-out half is the odd left operands: structurally new to the model, not only unseen
+    assert all(int(r["expression"].split()[0]) % 2 for r in rows if r["family"] == "add2")
+
+
+def seen_list(corpus: list[str]) -> list[str]:
+    return [t.split("What is ", 1)[1].split("?", 1)[0] for t in corpus]
+
+
 def test_toy_dataset_is_a_function_of_its_seed():
     a, b = compose_cfg(), compose_cfg(["dataset.toy.seed=1"])
     assert load_problems(a.dataset).rows == load_problems(compose_cfg().dataset).rows
@@ -138,7 +161,7 @@ def test_toy_dataset_is_a_function_of_its_seed():
     (["+dataset.toy.families.div=0.5"], "toy family 'div' does not exist"),
     (["dataset.toy.families.add=-1"], "dataset.toy.families.add=-1.0 must be a non-negative share"),
     (["dataset.toy.n_train=5000", "dataset.toy.families.add=1", "dataset.toy.families.sub=0", "dataset.toy.families.mul=0"],
-     "toy family add has 900 distinct problems"),
+     "toy family add has 450 problems outside the pretraining"),
 ])
 def test_toy_dataset_errors_are_one_line(overrides, message):
     from limr_exp.errors import ConfigError

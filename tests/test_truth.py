@@ -7,12 +7,10 @@ import errno
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-from conftest import ROOT, compose_cfg
+from conftest import compose_cfg
 from test_cli import cli
 
 
@@ -30,9 +28,9 @@ def test_every_trackers_final_value_is_metrics_json(tmp_path):
     latest value and W&B's last eval row are metrics.json's, with eval/step = the last rollout step; the
     config the trackers hold is resolved, and the runs carry their tags."""
     import mlflow
+    from test_sweeps import history_value, wandb_records
 
     from limr_exp.pipeline import run
-    from test_sweeps import history_value, wandb_records
 
     cfg = smoke(tmp_path, logger=("jsonl", "wandb", "mlflow"))
     run(cfg)
@@ -62,7 +60,8 @@ def test_every_trackers_final_value_is_metrics_json(tmp_path):
                 tags = list(rec.run.tags)
                 config = {i.key: i.value_json for i in rec.run.config.update}
     evals = [r for r in rows if "eval/toy_test/acc" in r]
-    assert evals[-1]["eval/step"] == final_step and evals[-1]["eval/toy_test/acc"] == pytest.approx(metrics["benchmarks"]["toy_test"]["acc"])
+    assert evals[-1]["eval/step"] == final_step
+    assert evals[-1]["eval/toy_test/acc"] == pytest.approx(metrics["benchmarks"]["toy_test"]["acc"])
     assert "selector=lim" in tags and "seed=42" in tags
     assert not any("${" in v for v in config.values())
 
@@ -419,3 +418,40 @@ def test_a_probe_that_stops_when_stable_says_so(tmp_path):
     probe = next((tmp_path / "cache" / "probes").glob("*/trajectories.parquet"))
     assert len(set(read_table(probe).epoch.tolist())) == stop["epochs"]
     assert "probe epochs" in summary_table(summary)
+
+
+@pytest.mark.slow
+def test_the_selection_is_measured_against_other_probe_seeds(tmp_path):
+    """probe.sensitivity_seeds: one probe per seed (cached), the subset of each, its Jaccard with the run's own
+    subset in selection/probe_seeds.json and in the report; the probe's own seed in the list is one line."""
+    import json
+
+    import pandas as pd
+
+    from limr_exp.data import load_problems
+    from limr_exp.io import read_jsonl
+    from limr_exp.pipeline import run
+    from limr_exp.report import probe_seed_markdown
+    from limr_exp.selection.stability import jaccard, selection_after
+    from limr_exp.training.probe import probe_history
+
+    cfg = smoke(tmp_path, "stages=[select]", "theta=0.5", "probe.sensitivity_seeds=[1,2]", "dataset.toy.n_train=24")
+    run(cfg)
+    record = json.loads((tmp_path / "run" / "selection" / "probe_seeds.json").read_text())
+    assert record["seeds"] == [0, 1, 2] and record["theta"] == 0.5 and record["selector"] == "lim"
+    chosen = {r["id"] for r in read_jsonl(tmp_path / "run" / "selection" / "selected.jsonl")}
+    problems = load_problems(cfg.dataset)
+    from omegaconf import OmegaConf
+
+    for seed, j, size in zip([1, 2], record["jaccard_with_this_probe"], record["sizes"][1:]):
+        other, _ = selection_after(probe_history(OmegaConf.merge(cfg, {"probe": {"seed": seed}}), problems), problems, 0.5,
+                                   cfg.selector, cfg.seed)
+        assert abs(jaccard(chosen, other) - j) < 1e-4 and len(other) == size
+    assert len(list((tmp_path / "cache" / "probes").glob("*/done"))) == 3
+    lines = probe_seed_markdown(pd.DataFrame({"path": [str(tmp_path / "run")]}))
+    assert any(line.startswith("| lim | 0.5 | 0, 1, 2 |") for line in lines)
+    from limr_exp.config import validate
+    from limr_exp.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="holds the probe's own seed 0"):
+        validate(smoke(tmp_path, "probe.sensitivity_seeds=[0,3]"))

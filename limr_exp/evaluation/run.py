@@ -8,7 +8,6 @@ hash of model, suite and reward settings.
 from __future__ import annotations
 
 import dataclasses
-
 import logging
 import shutil
 from pathlib import Path
@@ -149,8 +148,9 @@ def evaluate_base(cfg, out: Path, tracker=None) -> dict:
     import json
 
     from limr_exp.models import load_policy, resolve_device
+    from limr_exp.models.loading import model_identity
 
-    key = config_hash(cfg.model, cfg.eval, cfg.reward, cfg.dataset, cfg.seed)
+    key = config_hash(*model_identity(cfg.model), cfg.eval, cfg.reward, cfg.dataset, cfg.seed)
     folder = Path(cfg.cache_dir) / "base_eval" / key
     if not (folder / "metrics.json").exists():
         device = resolve_device(cfg.trainer.device)

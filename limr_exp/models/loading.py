@@ -10,16 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from limr_exp.errors import ConfigError, DataError
-from limr_exp.hashing import config_hash
+from limr_exp.models.toy import build_toy_model, toy_model_folder
+from limr_exp.progress import quiet_transformers
 
 log = logging.getLogger(__name__)
-
-
-def quiet_transformers() -> None:
-    """No per-file progress bars for loading/saving small checkpoints; our own bars say what runs."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
 
 
 def resolve_device(name: str) -> str:
@@ -53,9 +47,11 @@ class PolicyBundle:
         return cfg.prompt_template.format(prompt=problem)
 
 
-def toy_model_folder(model_cfg, cache_dir: str | os.PathLike) -> Path:
-    key = config_hash(model_cfg.toy, model_cfg.prompt_template)
-    return Path(cache_dir) / "models" / f"toy-{key}"
+def model_identity(model_cfg) -> tuple:
+    """What a cache built on this model is keyed by: its config, and for the toy model the toy world's version."""
+    from limr_exp.data.toy_arith import WORLD_VERSION
+
+    return (model_cfg,) if model_cfg.path is not None else (model_cfg, WORLD_VERSION)
 
 
 def model_folder(model_cfg, cache_dir: str | os.PathLike, device: str = "cpu") -> str:
@@ -72,7 +68,6 @@ def model_folder(model_cfg, cache_dir: str | os.PathLike, device: str = "cpu") -
         raise ConfigError(f"model={model_cfg.name} has neither model.path nor a toy section: set model.path=<HF model folder>")
     from filelock import FileLock
 
-    from limr_exp.models.toy import build_toy_model
 
     folder = toy_model_folder(model_cfg, cache_dir)
     folder.parent.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,8 @@ cached by a hash of its config, saved in HF format.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import logging
 import random
@@ -14,8 +16,9 @@ import shutil
 import time
 from pathlib import Path
 
+from limr_exp.hashing import config_hash
 from limr_exp.io import give_files_the_usual_mode, write_json
-from limr_exp.progress import Progress
+from limr_exp.progress import Progress, quiet_transformers
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +30,10 @@ def solution_text(answer: str, boxed: bool) -> str:
 
 
 def pretraining_corpus(model_cfg, n: int, seed: int) -> list[str]:
-    """Solved problems of the pretraining families, in turn; family f's answers are boxed with probability
-    `pretrain_families[f]`. Families not listed are never seen: the model cannot solve them."""
+    """Solved problems of the pretraining families, drawn from each family's pretraining half (the dataset
+    never draws from it): family f makes a share `pretrain_weights[f]` (default 1) of the examples, relative
+    to the others, and its answers are boxed with probability `pretrain_families[f]`. Families not listed
+    are never seen: the model cannot solve them."""
     from limr_exp.data.toy_arith import family, prompt_text
     from limr_exp.errors import ConfigError
 
@@ -36,15 +41,26 @@ def pretraining_corpus(model_cfg, n: int, seed: int) -> list[str]:
     rates = {str(k): float(v) for k, v in dict(model_cfg.toy.pretrain_families).items()}
     if not rates:
         raise ConfigError("model.toy.pretrain_families is empty: give the families the base model sees, with the share "
-                          "of their answers boxed, e.g. {add: 1.0, sub: 0.15}")
+                          "of their answers boxed, e.g. {add: 1.0, add2: 1.0}")
     families = [family(name) for name in rates]  # an unknown name is one line
     for name, rate in rates.items():
         if not 0.0 <= rate <= 1.0:
             raise ConfigError(f"model.toy.pretrain_families.{name}={rate} must be a share of boxed answers in [0, 1]")
+    weights = {str(k): float(v) for k, v in dict(model_cfg.toy.get("pretrain_weights") or {}).items()}
+    for name, weight in weights.items():
+        if name not in rates:
+            raise ConfigError(f"model.toy.pretrain_weights.{name}: {name} is not in model.toy.pretrain_families "
+                              f"({', '.join(rates)}): weigh only families the model is pretrained on")
+        if not weight >= 0:
+            raise ConfigError(f"model.toy.pretrain_weights.{name}={weight} must be a non-negative weight")
+    cumulative = list(itertools.accumulate(weights.get(f.name, 1.0) for f in families))
+    if cumulative[-1] <= 0:
+        raise ConfigError("model.toy.pretrain_weights gives every family weight 0: give at least one a positive weight")
+    halves = {f.name: f.half(pretraining=True) for f in families}
     texts = []
-    for i in range(n):
-        fam = families[i % len(families)]
-        expr, answer = fam.problem(rng.randrange(fam.size))
+    for _ in range(n):
+        fam = families[bisect.bisect_right(cumulative, rng.random() * cumulative[-1])]
+        expr, answer = fam.problem(rng.choice(halves[fam.name]))
         prompt = model_cfg.prompt_template.format(prompt=prompt_text(expr))
         texts.append(prompt + solution_text(answer, boxed=rng.random() < rates[fam.name]) + EOS)
     return texts
@@ -66,11 +82,7 @@ def train_tokenizer(corpus: list[str], vocab_size: int):
 def build_toy_model(model_cfg, folder: Path, device: str = "cpu") -> Path:
     """Train tokenizer and model, write them to `folder` (atomically: a temp folder renamed)."""
     import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    from transformers import AutoTokenizer
-
-    from limr_exp.models.loading import quiet_transformers
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
     quiet_transformers()
     t0 = time.perf_counter()
@@ -126,10 +138,16 @@ def build_toy_model(model_cfg, folder: Path, device: str = "cpu") -> Path:
     return folder
 
 
+def toy_model_folder(model_cfg, cache_dir) -> Path:
+    """Where the toy model of this config is built (cached): a hash of its config and the toy world's version."""
+    from limr_exp.data.toy_arith import WORLD_VERSION
+
+    key = config_hash(model_cfg.toy, model_cfg.prompt_template, WORLD_VERSION)
+    return Path(cache_dir) / "models" / f"toy-{key}"
+
+
 def build_seconds(model_cfg, cache_dir, since: float) -> float | None:
     """How long the toy model's build took, if it was built after `since` (a time.time()), else None."""
-    from limr_exp.models.loading import toy_model_folder
-
     try:
         record = json.loads((toy_model_folder(model_cfg, cache_dir) / "build.json").read_text())
     except (OSError, ValueError):

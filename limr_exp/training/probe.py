@@ -33,7 +33,10 @@ def probe_key(cfg, problems) -> str:
     stop = None
     if cfg.probe.stop_when_stable:  # where it stops depends on the selector and theta it watches
         stop = (cfg.probe.stable_jaccard, cfg.probe.stable_epochs, cfg.selector.name, float(cfg.theta))
-    return config_hash(cfg.model, parts["ppo"], parts["reward"], cfg.trainer.name, cfg.probe.episodes, cfg.probe.seed, data,
+    from limr_exp.models.loading import model_identity
+
+    return config_hash(*model_identity(cfg.model), parts["ppo"], parts["reward"], cfg.trainer.name, cfg.probe.episodes, cfg.probe.seed,
+                       data,
                        *([stop] if stop else []))
 
 
@@ -125,3 +128,43 @@ class StabilityWatcher:
                                                     "stopped": stopped, "saved_share": saved})
         if self.tracker is not None:
             self.tracker.log({"probe/epochs_run": epochs, "probe/saved_share": saved})
+
+
+def seed_sensitivity(cfg, problems, chosen: set[str], tracker=None) -> dict | None:
+    """How far the selection moves with the probe's seed: a probe per `probe.sensitivity_seeds` (each cached
+    like the main one), the configured selector at theta on each history, and the Jaccard of each subset with
+    this probe's (`chosen`) and between every pair. Measured before (#21): the probe's seed moved LIMR's
+    subset more than truncating the history did. Written to the caller's selection folder by the caller."""
+    import itertools
+
+    import numpy as np
+    from omegaconf import OmegaConf
+
+    from limr_exp.config import theta_value
+    from limr_exp.selection.stability import jaccard, selection_after
+
+    seeds = [int(s) for s in cfg.probe.sensitivity_seeds]
+    if not seeds:
+        return None
+    theta = theta_value(cfg)
+    subsets = {int(cfg.probe.seed): chosen}
+    for seed in seeds:
+        other = OmegaConf.merge(cfg, {"probe": {"seed": seed}})
+        subsets[seed], _ = selection_after(probe_history(other, problems), problems, theta, cfg.selector, cfg.seed)
+    with_main = {seed: jaccard(chosen, subsets[seed]) for seed in seeds}
+    pairs = [jaccard(subsets[a], subsets[b]) for a, b in itertools.combinations(subsets, 2)]
+    record = {"theta": theta, "selector": cfg.selector.name, "seeds": list(subsets), "sizes": [len(s) for s in subsets.values()],
+              "jaccard_with_this_probe": [round(j, 4) for j in with_main.values()],
+              "pairwise_mean": round(float(np.mean(pairs)), 4), "pairwise_min": round(float(np.min(pairs)), 4),
+              "in_every_subset": len(set.intersection(*subsets.values())), "in_any_subset": len(set.union(*subsets.values()))}
+    log.info("probe seeds %s: %s keeps %s prompts; Jaccard with this probe's subset %s (pairwise mean %.3f); %d prompts in "
+             "every subset, %d in any", ", ".join(map(str, subsets)), cfg.selector.name, "/".join(map(str, record["sizes"])),
+             " / ".join(f"{j:.3f}" for j in with_main.values()), record["pairwise_mean"], record["in_every_subset"],
+             record["in_any_subset"])
+    if record["pairwise_min"] < 0.8:
+        log.warning("the selection at theta=%g moves with the probe's seed (Jaccard down to %.2f): the subset is partly "
+                    "chance; a longer probe (probe.episodes) or another theta gives a steadier one", theta, record["pairwise_min"])
+    if tracker is not None:
+        tracker.log({"selection/probe_seed_jaccard_mean": record["pairwise_mean"],
+                     "selection/probe_seed_jaccard_min": record["pairwise_min"]})
+    return record
