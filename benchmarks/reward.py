@@ -67,7 +67,7 @@ def build(data_path: Path, n: int, seed: int = 0) -> tuple[list[str], list[str],
     for k in range(n):
         gold = rows[k % len(rows)]["answer"]
         text = FILLER.format(a=rng.randint(1, 9), b=rng.randint(1, 9), c=rng.randint(10, 90))
-        box = lambda x: f"{text}Therefore the answer is $\\boxed{{{x}}}$."  # noqa: E731
+        box = lambda x, text=text: f"{text}Therefore the answer is $\\boxed{{{x}}}$."  # noqa: E731
         kind = KINDS[k % len(KINDS)]
         if kind == "correct":
             response = box(gold)
@@ -139,7 +139,7 @@ def latency_table(responses: list[str], golds: list[str], thread_counts=(1, 4, 1
         with ThreadPoolExecutor(n) as ex:
             seconds = sorted(ex.map(timed, picks))
         wall = time.perf_counter() - t0
-        pct = lambda q: seconds[min(len(seconds) - 1, int(q * len(seconds)))]  # noqa: E731
+        pct = lambda q, seconds=seconds: seconds[min(len(seconds) - 1, int(q * len(seconds)))]  # noqa: E731
         print(f"{n:>8} {pct(0.5):>8.4f} {pct(0.99):>8.4f} {seconds[-1]:>8.4f} {len(seconds) / wall:>9.0f}")
 
 

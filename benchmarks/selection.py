@@ -54,7 +54,7 @@ def build(folder: Path, scale: int, seed: int = 0) -> tuple[Path, Path]:
                 ok = rng.random(SAMPLES) < p[i]
                 for s in range(SAMPLES):
                     r = 1.0 if ok[s] else float(rewards[1 + (s % 2)])
-                    recs.append({"prompt": prompts[i], "response": f"... so x = {i % 97}. \\boxed{{{i % 97 if ok[s] else 0}}}", "reward": r})
+                    recs.append({"prompt": prompts[i], "response": f"... so x = {i % 97}. \\boxed{{{i % 97 if ok[s] else 0}}}", "reward": r})  # noqa: E501
             (dumps / f"step_{step}.json").write_text(json.dumps(recs))
     (folder / "done").touch()
     return dumps, dataset

@@ -35,9 +35,9 @@ class SweepCallback(Callback):
                 "started": earlier.get("started") or time.time(), "overrides": list(config.hydra.overrides.task)}
         loggers = OmegaConf.to_container(config.logger, resolve=True) or {}
         if "mlflow" in loggers:
-            from limr_exp.tracking import MlflowLogger, default_tracking_uri, ensure_experiment
-
             import mlflow
+
+            from limr_exp.tracking import MlflowLogger, default_tracking_uri, ensure_experiment
 
             opts = loggers["mlflow"] or {}
             uri = opts.get("tracking_uri") or default_tracking_uri()

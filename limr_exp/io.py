@@ -91,7 +91,7 @@ def json_error_reason(e: Exception, data: bytes) -> str:
             return f"it is not valid JSON ({e})"
         return f"byte {at} (0x{data[at]:02x}) is not UTF-8 text: re-save the file as UTF-8"
     for magic, what in ((b"\x1f\x8b", "gzip-compressed: decompress it first (gunzip)"), (b"PK\x03\x04", "a zip archive: unpack it first"),
-                        (b"\x28\xb5\x2f\xfd", "zstd-compressed: decompress it first"), (b"PAR1", "a Parquet file: give it a .parquet name")):
+                        (b"\x28\xb5\x2f\xfd", "zstd-compressed: decompress it first"), (b"PAR1", "a Parquet file: give it a .parquet name")):  # noqa: E501
         if data.startswith(magic):
             return f"it is {what}"
     if "truncated" in str(e):

@@ -7,7 +7,8 @@ One row per job folder (one that holds `.hydra/`): its overrides and key config 
 family or level), the base model's, and the final training reward. The arms (selector, and θ when
 it varies) are compared over seeds: mean ± spread, and LIM minus each other arm against the noise
 (arms.csv, differences.csv), and read by training budget: accuracy at every evaluated step, steps
-to plateau and steps to reach the full set's final accuracy (budget.csv, limr_exp.budget). Plots: accuracy per arm, held-out accuracy and training reward per
+to plateau and steps to reach the full set's final accuracy (budget.csv, limr_exp.budget). Plots:
+accuracy per arm, held-out accuracy and training reward per
 step for every job, accuracy and subset size vs θ (θ sweeps), and the LIM trajectory figure.
 """
 
@@ -350,7 +351,7 @@ def plot_accuracy_by_selector(frame: pd.DataFrame, path: Path) -> bool:
 def plot_curves_by_arm(frame: pd.DataFrame, path: Path, kind: str) -> bool:
     """kind="reward": training reward per rollout step; kind="eval": held-out accuracy (first benchmark) per
     step. One colour per arm, one marker per seed, each line nudged sideways so identical curves stay visible."""
-    from limr_exp.plots import new_figure, save
+    from limr_exp.plots import new_figure
 
     if not len(frame):
         return False

@@ -25,8 +25,9 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-import numpy as np
 import msgspec
+import numpy as np
+
 from limr_exp.data.problems import text_key
 from limr_exp.errors import DataError
 from limr_exp.io import atomic_path, json_error_reason, without_bom

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from conftest import CONF_DIR, compose_cfg
 from omegaconf import OmegaConf
 
 from limr_exp.config import theta_value, validate
 from limr_exp.errors import ConfigError
-
-from conftest import CONF_DIR, compose_cfg
 
 GROUPS = ["dataset", "selector", "model", "ppo", "eval", "trainer", "logger", "reward", "experiment"]
 

@@ -6,15 +6,12 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
-import subprocess
 import sys
 import threading
 import types
 from pathlib import Path
 
 import pytest
-
-
 from conftest import compose_cfg, released_source
 from test_cli import cli
 
@@ -692,7 +689,7 @@ def test_multi_node_records_are_gathered_into_the_run_folder(tmp_path, monkeypat
     assert gathered and sum(len(f.read_text().splitlines()) for f in gathered) == 32
 
 
-@pytest.mark.parametrize("name", ['run "quoted"', "run\\back\\slash", "run with spaces", 'a"""b', "tab\\N{x}", "x'); import os; os.system('touch pwned') #"])
+@pytest.mark.parametrize("name", ['run "quoted"', "run\\back\\slash", "run with spaces", 'a"""b', "tab\\N{x}", "x'); import os; os.system('touch pwned') #"])  # noqa: E501
 def test_a_hostile_run_folder_path_is_data_not_code(tmp_path, name):
     """The reward file is fixed; the path travels as JSON: OpenRLHF's own executor loads it and it works."""
     from limr_exp.training.openrlhf import write_reward_file

@@ -7,8 +7,7 @@ import json
 import pytest
 import torch
 
-from limr_exp.training.ppo import (discounted_returns, gae, group_normalised, kl_shaped_rewards, masked_mean, policy_loss,
-                                   value_loss)
+from limr_exp.training.ppo import discounted_returns, gae, group_normalised, kl_shaped_rewards, masked_mean, policy_loss, value_loss
 
 
 def t(*rows):
@@ -69,11 +68,12 @@ def test_group_norm_and_reinforce_baseline():
 
 # ----------------------------------------------------------------------------- the trainer end to end
 
+from conftest import compose_cfg  # noqa: E402
+
 from limr_exp.data import load_problems  # noqa: E402
 from limr_exp.pipeline import run  # noqa: E402
 from limr_exp.training import train  # noqa: E402
 
-from conftest import compose_cfg  # noqa: E402
 
 @pytest.fixture(scope="module")
 def learnable_cache(tmp_path_factory):

@@ -7,7 +7,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from limr_exp.rewards import RewardSettings, judge, math_reward, score_batch, timeouts, warm_up
 
@@ -436,7 +438,7 @@ LATEXISH = st.lists(st.sampled_from(LATEX_PIECES), max_size=40).map("".join)
 
 
 @hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(response=st.one_of(st.text(max_size=200), LATEXISH), answer=st.one_of(st.text(min_size=1, max_size=20).filter(str.strip), LATEXISH.filter(str.strip)))
+@given(response=st.one_of(st.text(max_size=200), LATEXISH), answer=st.one_of(st.text(min_size=1, max_size=20).filter(str.strip), LATEXISH.filter(str.strip)))  # noqa: E501
 def test_property_never_raises_and_stays_in_budget(response, answer):
     t = time.monotonic()
     assert math_reward(response, answer) in (1.0, -0.5, -1.0)

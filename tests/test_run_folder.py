@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import ROOT
 from test_cli import cli
 
@@ -69,8 +68,8 @@ def test_a_full_disk_is_one_line_naming_the_path(tmp_path, monkeypatch, capsys):
     code = run_main_in_process(["experiment=smoke", "stages=[select]", "logger=[]", f"hydra.run.dir={tmp_path / 'run'}",
                                 f"cache_dir={tmp_path / 'cache'}"], monkeypatch)
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("limr-exp")]
-    assert code == 2 and err == [f"limr-exp: error: no space left on the device writing {tmp_path / 'run' / 'selection' / 'selected.jsonl'}: "
-                                 "free some space, or point hydra.run.dir (and cache_dir) at another disk; rerun the same command to resume"]
+    assert code == 2 and err == [f"limr-exp: error: no space left on the device writing {tmp_path / 'run' / 'selection' / 'selected.jsonl'}: "  # noqa: E501
+                                 "free some space, or point hydra.run.dir (and cache_dir) at another disk; rerun the same command to resume"]  # noqa: E501
     status = json.loads((tmp_path / "run" / "status.json").read_text())
     assert status["status"] == "failed" and "No space left" in status["error"]
     assert not (tmp_path / "run" / "selection" / "selected.jsonl").exists()
@@ -221,7 +220,8 @@ def hostile_table(path: Path, epochs, rewards=None) -> Path:
 ])
 def test_hostile_inputs_get_one_line(tmp_path, case, message):
     data = tmp_path / "d.json"
-    data.write_text(json.dumps([{"id": "q0", "prompt": "What is 1+1?", "answer": "2"}, {"id": "q1", "prompt": "What is 2+2?", "answer": "4"}]))
+    data.write_text(json.dumps([{"id": "q0", "prompt": "What is 1+1?", "answer": "2"},
+                                {"id": "q1", "prompt": "What is 2+2?", "answer": "4"}]))
     dumps = tmp_path / "dumps"
     dumps.mkdir()
     args = ["stages=[select]", "dataset=file", f"dataset.path={data}", "trajectories.steps_per_epoch=1"]
@@ -261,7 +261,7 @@ def test_a_corrupt_probe_cache_names_the_cache_and_says_deleting_it_is_safe(tmp_
     r = cli(*args, f"hydra.run.dir={tmp_path / 'b'}")
     err = [line for line in r.stderr.splitlines() if line.strip()]
     assert r.returncode == 2 and len(err) == 1
-    assert err[0] == f"limr-exp: error: the cached probe run {table.parent} is corrupt: delete that folder (it is safe: the next run trains the probe again)"
+    assert err[0] == f"limr-exp: error: the cached probe run {table.parent} is corrupt: delete that folder (it is safe: the next run trains the probe again)"  # noqa: E501
 
 
 def test_a_signal_inside_a_tracker_call_is_raised_when_the_call_ends():

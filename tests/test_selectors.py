@@ -7,15 +7,14 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import compose_cfg, write_dataset
 
 from limr_exp.data import load_problem_file
 from limr_exp.errors import ConfigError, DataError
 from limr_exp.registry import Registry
 from limr_exp.selection import SELECTORS, SelectionContext
-from limr_exp.selection.lim import linear_baseline, lim_scores
+from limr_exp.selection.lim import lim_scores, linear_baseline
 from limr_exp.trajectories import History
-
-from conftest import compose_cfg, write_dataset
 
 ACC = {  # per-prompt accuracy over 4 epochs, 4 samples each
     "learns": [0.0, 0.25, 0.75, 1.0], "always": [1.0, 1.0, 1.0, 1.0], "never": [0.0, 0.0, 0.0, 0.0],

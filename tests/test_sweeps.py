@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-pytestmark = pytest.mark.slow  # multiruns of the CLI
+from conftest import ROOT
+from test_cli import cli
 
 from limr_exp.config import run_name
 from limr_exp.report import main as report_main
 
-from conftest import ROOT
-from test_cli import cli
+pytestmark = pytest.mark.slow  # multiruns of the CLI
 
 
 def wandb_records(run_file: Path):
@@ -136,7 +135,8 @@ def test_a_failed_job_does_not_stop_the_others(tmp_path):
     import mlflow
 
     client = mlflow.MlflowClient(f"sqlite:///{s}/mlflow.db")
-    runs = {r.info.run_name.rsplit("-", 2)[0]: r.info.status for r in client.search_runs([client.get_experiment_by_name("limr-exp").experiment_id])}
+    experiment = client.get_experiment_by_name("limr-exp").experiment_id
+    runs = {r.info.run_name.rsplit("-", 2)[0]: r.info.status for r in client.search_runs([experiment])}
     assert runs["lim-theta0.6-seed42"] == "FINISHED"
     assert "lim-thetaabc-seed42" not in runs  # an invalid config stops before any tracker starts
     assert not (s / "1_lim-thetaabc-seed42" / "wandb").exists()

@@ -7,11 +7,10 @@ import json
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from conftest import compose_cfg, released_source, write_step_dumps
 
 from limr_exp.errors import DataError
 from limr_exp.trajectories import COLUMNS, AccuracyCurves, History, load_history, read_table, unmatched_id, write_table
-
-from conftest import compose_cfg, released_source, write_step_dumps
 
 
 def traj_cfg(path, **kw):
@@ -129,7 +128,7 @@ QWEN_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content 
 LLAMA_TEMPLATE = ("<|begin_of_text|>{% for m in messages %}<|start_header_id|>{{ m.role }}<|end_header_id|>\n\n"
                   "{{ m.content }}<|eot_id|>{% endfor %}{% if add_generation_prompt %}"
                   "<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}")
-SPECIALS = {"qwen": ["<|im_start|>", "<|im_end|>"], "llama": ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]}
+SPECIALS = {"qwen": ["<|im_start|>", "<|im_end|>"], "llama": ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]}  # noqa: E501
 
 
 def chat_tokenizer(kind: str, corpus: list[str]):

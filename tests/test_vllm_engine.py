@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import compose_cfg
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow,

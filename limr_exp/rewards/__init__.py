@@ -9,7 +9,7 @@ The judge is imported on first use, so importing the settings (as the config sch
 
 from limr_exp.rewards.settings import RewardSettings
 
-_JUDGE_NAMES = ("REASONS", "Judgement", "errors", "has_reference", "judge", "judge_batch", "math_reward", "score_batch", "shutdown", "timeouts",
+_JUDGE_NAMES = ("REASONS", "Judgement", "errors", "has_reference", "judge", "judge_batch", "math_reward", "score_batch", "shutdown", "timeouts",  # noqa: E501
                "too_many_errors",
                "warm_up")
 __all__ = ["RewardSettings", *_JUDGE_NAMES]

@@ -17,8 +17,17 @@ import re
 from fractions import Fraction
 from functools import lru_cache
 
-from limr_exp.rewards.normalize import (as_rational, canonical, column_entries, enclosed, light_clean, normalize,
-                                        split_top_level, strip_outer_parens, without_commands)
+from limr_exp.rewards.normalize import (
+    as_rational,
+    canonical,
+    column_entries,
+    enclosed,
+    light_clean,
+    normalize,
+    split_top_level,
+    strip_outer_parens,
+    without_commands,
+)
 from limr_exp.rewards.numeric import evaluate, exact_value, letters
 
 FLOAT_ROUNDING = 6  # Math-Verify rounds a float to 6 decimal places before comparing

@@ -149,7 +149,7 @@ def strip_outer_parens(s: str) -> str:
 _CONNECTIVE = re.compile(r"\s*,?\s*(?:\\(?:text|textbf|mbox|mathrm)\s*\{\s*(?:and|or)\s*\}|(?<![A-Za-z\\])(?:and|or)(?![A-Za-z]))\s*")
 _ENV = re.compile(r"\\(begin|end)\s*\{(?:bmatrix|matrix|smallmatrix)\}")
 _ARRAY = re.compile(r"(?:\\left\s*)?[\[(]\s*\\begin\s*\{array\}\s*\{[^{}]*\}(?P<body>.*?)\\end\s*\{array\}\s*(?:\\right\s*)?[\])]", re.S)
-_UNIT_TEXT = re.compile(r"^(?P<value>.*?[\d}.])\s*\\(?:text|textbf|textit|mbox|mathrm)\s*\{\s*[a-zA-Z][a-zA-Z .]*\}(?:\s*\^\s*\{?\d\}?)?\s*$")
+_UNIT_TEXT = re.compile(r"^(?P<value>.*?[\d}.])\s*\\(?:text|textbf|textit|mbox|mathrm)\s*\{\s*[a-zA-Z][a-zA-Z .]*\}(?:\s*\^\s*\{?\d\}?)?\s*$")  # noqa: E501
 _UNIT_WORDS = re.compile(r"^(?P<value>.*?\d)\s+[a-zA-Z]{2,}(?:\s+[a-zA-Z]+)*\.?(?:\s*\^\s*\{?[23]\}?)?$")
 # units written straight after the number (10weeks, 5km, 10cm^2): only known unit words, never a variable
 _GLUED_UNIT = re.compile(r"^(?P<value>-?\d+(?:\.\d+)?)\s*(?:" + "|".join((
@@ -166,7 +166,7 @@ _LABEL = re.compile(r"^(?:[A-Za-z\s_{}(),:|'^]|\\(?:frac|angle|overline|mathrm|t
                     r"|_\{?\d+\}?)+$")
 _IN_SET = re.compile(r"^\s*[A-Za-z]\s*\\in\s*(?P<set>.+)$")
 _LE, _LT = r"(?:\\leq?|\\leqslant|≤)", r"(?:<|\\lt)"
-_CHAIN = re.compile(rf"^(?P<a>[^<>=\\]*?(?:\\[a-z]+\{{[^{{}}]*\}}\{{?[^{{}}<>=]*\}}?)?)\s*(?P<op1>{_LE}|{_LT})\s*[A-Za-z]\s*(?P<op2>{_LE}|{_LT})\s*(?P<b>.+)$")
+_CHAIN = re.compile(rf"^(?P<a>[^<>=\\]*?(?:\\[a-z]+\{{[^{{}}]*\}}\{{?[^{{}}<>=]*\}}?)?)\s*(?P<op1>{_LE}|{_LT})\s*[A-Za-z]\s*(?P<op2>{_LE}|{_LT})\s*(?P<b>.+)$")  # noqa: E501
 
 
 def _strip_label(s: str) -> str:

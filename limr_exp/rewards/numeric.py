@@ -13,7 +13,7 @@ import math
 import re
 from fractions import Fraction
 
-_TOKEN = re.compile(r"\d+\.?\d*|\.\d+|\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|°|\\(?:frac|sqrt|pi|cdot|times|div|sin|cos|tan|cot|sec|csc)(?![a-zA-Z])"
+_TOKEN = re.compile(r"\d+\.?\d*|\.\d+|\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|°|\\(?:frac|sqrt|pi|cdot|times|div|sin|cos|tan|cot|sec|csc)(?![a-zA-Z])"  # noqa: E501
                     r"|[-+*/^(){}\[\]!]|[a-zA-Z]|\s+")
 _DEGREE = "^circ"  # the token of a degree mark: ^\circ, ^{\circ}, °
 _TRIG = {"\\sin": math.sin, "\\cos": math.cos, "\\tan": math.tan, "\\cot": lambda x: 1 / math.tan(x),

@@ -15,7 +15,6 @@ import queue
 import threading
 import time
 
-
 _DIR_PREFIX = "limr-judge-"  # + the owner's pid + a random part: the zygote's socket folder
 
 

@@ -69,7 +69,8 @@ def kl_shaped_rewards(reward: torch.Tensor, logp_old: torch.Tensor, logp_ref: to
     return r, kl
 
 
-def gae(rewards: torch.Tensor, values: torch.Tensor, action_mask: torch.Tensor, gamma: float, lambd: float) -> tuple[torch.Tensor, torch.Tensor]:
+def gae(rewards: torch.Tensor, values: torch.Tensor, action_mask: torch.Tensor, gamma: float,
+        lambd: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Generalised advantage estimation over response tokens; returns (advantages, returns)."""
     values = values * action_mask
     rewards = rewards * action_mask
@@ -450,6 +451,7 @@ class LocalPPOTrainer:
             steps_file = self.checkpoint_dir / "steps.jsonl"
             steps = list(read_jsonl(steps_file)) if steps_file.exists() else []
         except (OSError, RuntimeError, ValueError, KeyError) as e:
-            raise DataError(f"the checkpoint {self.checkpoint_dir} is corrupt ({type(e).__name__}): delete that folder to start the run over") from None
+            raise DataError(f"the checkpoint {self.checkpoint_dir} is corrupt ({type(e).__name__}): delete that folder to start "
+                            "the run over") from None
         torch.set_rng_state(saved["rng"]["torch"])
         return history, steps
