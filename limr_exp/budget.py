@@ -7,6 +7,7 @@ training (`trainer.eval_steps`):
 
   accuracy at budget b      mean ± std over seeds of each arm's accuracy at rollout step b
   steps to plateau          first step where a job's accuracy is within `tolerance` of its final one
+                            ("still rising" when the evaluation before the last is not: no plateau yet)
   steps to reach <arm>      first step where an arm's mean accuracy reaches the reference arm's final
                             mean accuracy, less `tolerance`
 
@@ -51,11 +52,16 @@ def first_step_reaching(points: list[tuple[int, float]], target: float) -> int |
 
 
 def steps_to_plateau(points: list[tuple[int, float]], n_samples: int | None) -> int | None:
-    """The first step within one tolerance of the job's final accuracy."""
-    if not points:
+    """The first step within one tolerance of the job's final accuracy; None while the curve is still rising
+    (the evaluation before the last is more than one tolerance below it: the run ended before a plateau)."""
+    points = sorted(points)
+    if len(points) < 2:
         return None
-    final = sorted(points)[-1][1]
-    return first_step_reaching(points, final - tolerance(final, n_samples))
+    final = points[-1][1]
+    target = final - tolerance(final, n_samples)
+    if points[-2][1] < target:
+        return None
+    return first_step_reaching(points, target)
 
 
 def budget_summary(curves: dict[str, list[list[tuple[int, float]]]], n_samples: int | None,
@@ -78,9 +84,9 @@ def budget_summary(curves: dict[str, list[list[tuple[int, float]]]], n_samples: 
         mean_curve = [(int(r.step), float(r.mean)) for r in table[table["arm"] == arm].itertuples()]
         rows.append({"arm": arm, "final step": int(finals.loc[arm, "step"]), "final mean": float(finals.loc[arm, "mean"]),
                      "final std": float(finals.loc[arm, "std"]),
-                     "steps to plateau": float(np.mean([p for p in plateaus if p is not None])) if any(
-                         p is not None for p in plateaus) else float("nan"),
-                     "plateau steps per seed": " / ".join("-" if p is None else str(p) for p in plateaus),
+                     # a mean over the seeds that plateaued would hide the ones still rising
+                     "steps to plateau": float(np.mean(plateaus)) if plateaus and None not in plateaus else float("nan"),
+                     "plateau steps per seed": " / ".join("rising" if p is None else str(p) for p in plateaus),
                      f"steps to reach {reference}'s final": first_step_reaching(mean_curve, target) if target is not None else None})
     return pd.DataFrame(rows)
 
@@ -110,15 +116,18 @@ def budget_markdown(curves: dict[str, list[list[tuple[int, float]]]], bench: str
     if len(summary):
         reach = f"steps to reach {reference}'s final"
         tol = "two standard errors of one evaluation (at least 1 point)"
-        lines += ["", f"Steps to plateau: the first evaluated step within {tol} of the job's final accuracy (mean over "
-                  f"seeds; each seed's value beside it)." + (f" Steps to reach {reference}'s final: the first step where the "
-                                                             f"arm's mean curve comes within {tol} of {reference}'s final mean."
-                                                             if reference else ""), "",
+        legend = (f"Steps to plateau: the first evaluated step within {tol} of the job's final accuracy (mean over seeds; "
+                  f"each seed's value beside it); \"still rising\" when the evaluation before the last is not within it yet "
+                  "(the run ended before a plateau: train longer to read \"as good\").")
+        if reference:
+            legend += (f" Steps to reach {reference}'s final: the first step where the arm's mean curve comes within {tol} "
+                       f"of {reference}'s final mean.")
+        lines += ["", legend, "",
                   "| arm | final (mean ± std) | steps to plateau | per seed |" + (f" {reach} |" if reference else ""),
                   "|---|---|---|---|" + ("---|" if reference else "")]
         for d in summary.to_dict("records"):
             std = "" if np.isnan(d["final std"]) else f" ± {100 * d['final std']:.1f}"
-            plateau = "" if np.isnan(d["steps to plateau"]) else f"{d['steps to plateau']:.0f}"
+            plateau = "still rising" if np.isnan(d["steps to plateau"]) else f"{d['steps to plateau']:.0f}"
             line = f"| {d['arm']} | {100 * d['final mean']:.1f}{std} | {plateau} | {d['plateau steps per seed']} |"
             if reference:
                 hit = d[reach]

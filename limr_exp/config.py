@@ -225,7 +225,7 @@ class ProbeConfig:
     episodes: int = MISSING  # values in conf/config.yaml
     seed: int = MISSING
     stop_when_stable: bool = False  # stop once the selection after each epoch has settled (selection/stability.py)
-    stable_jaccard: float = 0.9  # ... consecutive selections agree at least this much (Jaccard) ...
+    stable_jaccard: float = 0.85  # ... consecutive selections agree at least this much (Jaccard) ...
     stable_epochs: int = 2  # ... for this many epochs in a row
     sensitivity_seeds: List[int] = field(default_factory=list)  # more probe seeds: how far the selection moves with
     # the probe's seed (Jaccard with this probe's selection, selection/probe_seeds.json; training/probe.py)

@@ -377,9 +377,8 @@ def cli_run(cfg: DictConfig) -> None:
         # its traceback goes to the job's log file for the maintainers
         if message is None:
             log.error("job %s failed with an unexpected error", hc.job.num, exc_info=e)
-        failed = f"job {hc.job.num} failed: {type(e).__name__}: {e} (traceback in {cfg.output_dir}/__main__.log)"
-        print(f"limr-exp: error: {message or failed}",
-              file=sys.stderr, flush=True)
+            message = f"job {hc.job.num} failed: {type(e).__name__}: {e} (traceback in {cfg.output_dir}/__main__.log)"
+        print(f"limr-exp: error: {message}", file=sys.stderr, flush=True)
         if not multirun:
             sys.exit(2)
 

@@ -134,7 +134,7 @@ def test_toy_problems_rl_and_evaluation_see_are_new_to_the_model():
 
     from limr_exp.models.toy import pretraining_corpus
 
-    cfg = compose_cfg(["+model.toy.pretrain_families.add2=1.0", "model.toy.pretrain_weights={add2: 0.5}",
+    cfg = compose_cfg(["+model.toy.pretrain_families.add2=1.0", "+model.toy.pretrain_weights.add2=0.5",
                        "+dataset.toy.families.add2=0.2"])
     corpus = pretraining_corpus(cfg.model, cfg.model.toy.pretrain_examples, cfg.model.toy.seed)
     seen = set(seen_list(corpus))

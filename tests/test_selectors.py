@@ -223,7 +223,8 @@ def test_a_settled_selection_is_close_to_the_full_probes():
     cfg = compose_cfg(["selector=lim"]).selector
     curve = stability_curve(history, problems, 0.6, cfg)
     assert len(curve) == 11 and all(0 <= j <= 1 for j in curve)
-    stop = stop_epoch(curve, 0.9, 2)
+    defaults = compose_cfg().probe  # the shipped stable_jaccard and stable_epochs
+    stop = stop_epoch(curve, defaults.stable_jaccard, defaults.stable_epochs)
     assert stop is not None and stop <= 8  # at most 2/3 of the 12 epochs
     full, _ = selection_after(history, problems, 0.6, cfg)
     early, settled = selection_after(first_epochs(history, stop), problems, 0.6, cfg)
