@@ -34,6 +34,7 @@ def main() -> None:
     from limr_exp.generation import sample
     from limr_exp.models import load_policy, resolve_device
     from limr_exp.rewards import warm_up
+    from limr_exp.training import TrainRequest
     from limr_exp.training.ppo import LocalPPOTrainer
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
@@ -60,7 +61,8 @@ def main() -> None:
     n_steps = min(args.steps, -(-len(problems) // p.rollout_batch_size))
     subset = problems.subset(problems.ids[: n_steps * p.rollout_batch_size])
     with tempfile.TemporaryDirectory() as out:
-        trainer = LocalPPOTrainer(cfg, subset, Path(out), num_episodes=1, namespace="bench", device=device)
+        request = TrainRequest.for_training(cfg, subset, Path(out)).replace(num_episodes=1, namespace="bench")
+        trainer = LocalPPOTrainer(cfg, request, device=device)
         t = time.perf_counter()
         trainer.fit(bundle)
         ppo_s = time.perf_counter() - t

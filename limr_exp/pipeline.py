@@ -135,7 +135,7 @@ def previous_selection(out: Path, problems: ProblemSet) -> ProblemSet:
 
 
 def train_stage(cfg: DictConfig, subset: ProblemSet, out: Path, tracker: Tracker):
-    from limr_exp.training import train
+    from limr_exp.training import TrainRequest, run_trainer
 
     if len(subset) == 0:
         raise ConfigError("the selection is empty: nothing to train on (lower theta, or pick another selector)")
@@ -148,7 +148,7 @@ def train_stage(cfg: DictConfig, subset: ProblemSet, out: Path, tracker: Tracker
         from limr_exp.evaluation import evaluation_during_training
 
         on_step = evaluation_during_training(cfg, out / "eval")
-    return train(cfg, subset, out / "train", tracker, on_step=on_step)
+    return run_trainer(cfg, TrainRequest.for_training(cfg, subset, out / "train", on_step=on_step), tracker)
 
 
 def trained_steps(out: Path) -> int | None:

@@ -217,3 +217,35 @@ def test_group_estimators_centre_each_prompts_rewards():
     assert adv[:, -1].tolist() == [1.0, -1.0, 0.0, 0.0] and kl.abs().sum() == 0
     adv, _, _ = ESTIMATORS.get("group_norm")(reward, zeros, zeros, mask, zeros, cfg)
     assert torch.allclose(adv[:2, -1], torch.tensor([1.0, -1.0]), atol=1e-6) and adv[2:].abs().sum() == 0
+
+
+def test_every_trainer_gets_one_typed_request(tmp_path):
+    """training/base.py: the RL run and the probe are two TrainRequests; a trainer registered under a name is
+    called with (cfg, request, tracker) and returns a TrainResult (no string sentinels for 'the config's')."""
+    from limr_exp.training import TRAINERS, TrainRequest, TrainResult, run_trainer
+    from limr_exp.trajectories import History
+
+    cfg = compose_cfg(["ppo.max_steps=7", "probe.episodes=3", "probe.seed=5", "seed=11"])
+    problems = load_problems(cfg.dataset)
+    run = TrainRequest.for_training(cfg, problems, tmp_path / "train")
+    probe = TrainRequest.for_probe(cfg, problems, tmp_path / "probe")
+    assert (run.num_episodes, run.max_steps, run.seed, run.namespace) == (cfg.ppo.num_episodes, 7, 11, "train")
+    assert (probe.num_episodes, probe.max_steps, probe.seed, probe.namespace) == (3, None, 5, "probe")
+    seen = []
+
+    def fake(cfg, request, tracker=None):
+        seen.append(request)
+        return TrainResult(History.build([], [], [], [], []), request.out / "checkpoint")
+
+    TRAINERS.register("fake_for_test")(fake)
+    try:
+        from omegaconf import OmegaConf
+
+        OmegaConf.set_struct(cfg, False)
+        cfg.trainer.name = "fake_for_test"
+        result = train(cfg, problems, tmp_path / "train", num_episodes=2)
+        assert seen[-1] == run.replace(num_episodes=2) and result.checkpoint == tmp_path / "train" / "checkpoint"
+        run_trainer(cfg, probe)
+        assert seen[-1] is probe
+    finally:
+        TRAINERS._entries.pop("fake_for_test", None)

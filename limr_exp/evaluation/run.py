@@ -58,7 +58,7 @@ def generate_hf(cfg, bundle, prompts: list[str], bench) -> list[str]:
 @BACKENDS.register("vllm")
 def generate_vllm(cfg, bundle, prompts: list[str], bench) -> list[str]:
     """One vLLM engine on the checkpoint folder (limr_exp/evaluation/vllm_backend.py)."""
-    from limr_exp.evaluation import vllm_backend
+    import limr_exp.evaluation.vllm_backend as vllm_backend
 
     per_prompt = vllm_backend.generate(bundle.path, prompts, n=bench.n_samples, temperature=bench.temperature, top_p=bench.top_p,
                                        max_tokens=cfg.eval.max_new_tokens, tensor_parallel_size=cfg.eval.tensor_parallel_size,

@@ -242,7 +242,7 @@ def _run_logged(argv: list[str], log_path: Path, what: str, abort_file: Path | N
 def train_openrlhf(cfg, problems, out: Path, tracker=None, *, num_episodes=None, namespace="train"):
     """Write the prompt, eval and reward files, launch OpenRLHF (locally, or `ray job submit` to
     `trainer.ray_address` with everything under `trainer.shared_dir`), and read back the history."""
-    from limr_exp.training.ppo import TrainResult
+    from limr_exp.training.base import TrainResult
     from limr_exp.trajectories import import_reward_records
 
     out = Path(out)

@@ -27,20 +27,20 @@ import math
 import random
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from limr_exp.data.problems import ProblemSet, require_answers
+from limr_exp.data.problems import require_answers
 from limr_exp.errors import ConfigError, DataError, LimrError
 from limr_exp.generation import position_ids, sample
 from limr_exp.io import give_files_the_usual_mode, read_jsonl, write_json, write_jsonl
 from limr_exp.progress import Progress
 from limr_exp.registry import Registry
 from limr_exp.rewards import RewardSettings, judge_batch, too_many_errors, warm_up
+from limr_exp.training.base import TrainRequest, TrainResult
 from limr_exp.trajectories import History, read_table, write_table
 
 log = logging.getLogger(__name__)
@@ -211,28 +211,16 @@ def response_values(critic, sequences, attention_mask, response_width: int) -> t
 
 # ----------------------------------------------------------------------------- the trainer
 
-@dataclass
-class TrainResult:
-    history: History
-    checkpoint: Path
-    metrics: dict = field(default_factory=dict)
-
-
 class LocalPPOTrainer:
     """PPO on a problem set; writes `<out>/checkpoint` (HF format, resumable) and `<out>/trajectories.parquet`."""
 
-    def __init__(self, cfg, problems: ProblemSet, out: Path, tracker=None, *, num_episodes: int | None = None,
-                 max_steps: int | None | str = "ppo", seed: int | None = None, namespace: str = "train", device: str = "cpu",
-                 on_step=None, after_epoch=None):
-        """`num_episodes`/`max_steps`/`seed` default to the ppo config's (`max_steps=None`: no step cap) and the
-        run's; `on_step(step, model, last)` is called after every rollout step and returns metrics to log at
-        that step (the pipeline's evaluation during training)."""
-        self.cfg, self.ppo, self.problems, self.out = cfg, cfg.ppo, problems, Path(out)
-        self.tracker, self.namespace, self.device, self.on_step = tracker, namespace, device, on_step
-        self.after_epoch = after_epoch
-        self.num_episodes = num_episodes or self.ppo.num_episodes
-        self.max_steps = self.ppo.max_steps if max_steps == "ppo" else max_steps
-        self.seed = cfg.seed if seed is None else seed
+    def __init__(self, cfg, request: TrainRequest, tracker=None, device: str = "cpu"):
+        """What to train, for how long and with which hooks is the request (limr_exp.training.base)."""
+        problems = request.problems
+        self.cfg, self.ppo, self.problems, self.out = cfg, cfg.ppo, problems, Path(request.out)
+        self.tracker, self.namespace, self.device, self.on_step = tracker, request.namespace, device, request.on_step
+        self.after_epoch = request.after_epoch
+        self.num_episodes, self.max_steps, self.seed = request.num_episodes, request.max_steps, request.seed
         self.reward_settings = RewardSettings.from_cfg(cfg.reward)
         p = self.ppo
         self.estimate = ESTIMATORS.get(p.advantage_estimator)  # one line naming the choices if unknown

@@ -58,7 +58,7 @@ def stop_record(cfg, problems) -> dict | None:
 def probe_history(cfg, problems, tracker=None) -> History:
     from filelock import FileLock
 
-    from limr_exp.training import train
+    from limr_exp.training import TrainRequest, run_trainer
 
     folder = probe_folder(cfg, problems)
     folder.mkdir(parents=True, exist_ok=True)
@@ -74,8 +74,7 @@ def probe_history(cfg, problems, tracker=None) -> History:
         log.info("probe: RL on all %d prompts for %d epochs, probe seed %d (cached in %s)", len(problems), cfg.probe.episodes,
                  cfg.probe.seed, folder)
         watcher = StabilityWatcher(cfg, problems, folder, tracker) if cfg.probe.stop_when_stable else None
-        history = train(cfg, problems, folder, tracker, num_episodes=cfg.probe.episodes, max_steps=None, seed=cfg.probe.seed,
-                        namespace="probe", after_epoch=watcher).history
+        history = run_trainer(cfg, TrainRequest.for_probe(cfg, problems, folder, after_epoch=watcher), tracker).history
         if watcher is not None:
             watcher.report(history)
         done.write_text("ok\n")
