@@ -226,9 +226,14 @@ class LocalPPOTrainer:
         self.estimate = ESTIMATORS.get(p.advantage_estimator)  # one line naming the choices if unknown
         if p.n_samples_per_prompt < 1:
             raise ConfigError(f"ppo.n_samples_per_prompt={p.n_samples_per_prompt} must be at least 1")
-        if p.rollout_batch_size > len(problems):
-            raise ConfigError(f"ppo.rollout_batch_size={p.rollout_batch_size} is larger than the training set "
-                              f"({len(problems)} prompts): lower ppo.rollout_batch_size")
+        if len(problems) == 0:
+            raise ConfigError("the training set is empty: nothing to train on (lower theta, or pick another selector)")
+        # a subset smaller than a rollout batch (a high theta) trains on all of it every step, as a sweep expects
+        self.rollout_batch_size = min(p.rollout_batch_size, len(problems))
+        if self.rollout_batch_size < p.rollout_batch_size:
+            log.warning("%s: %d prompts, fewer than ppo.rollout_batch_size=%d: every rollout step takes all %d (%d samples "
+                        "a step instead of %d)", request.namespace, len(problems), p.rollout_batch_size, len(problems),
+                        len(problems) * p.n_samples_per_prompt, p.rollout_batch_size * p.n_samples_per_prompt)
         if p.advantage_estimator not in NEEDS_CRITIC and p.n_samples_per_prompt < 2:
             raise ConfigError(f"ppo.advantage_estimator={p.advantage_estimator} compares samples of a prompt: "
                               "set ppo.n_samples_per_prompt to 2 or more")
@@ -380,7 +385,7 @@ class LocalPPOTrainer:
         else:
             state = {"episode": 1, "batch": 0, "global_step": 0, "done": False}
         rows = self.problems.rows
-        n_batches = math.ceil(len(rows) / p.rollout_batch_size)
+        n_batches = math.ceil(len(rows) / self.rollout_batch_size)
         total = self.num_episodes * n_batches
         if self.max_steps is not None:
             total = min(total, self.max_steps)
@@ -392,7 +397,7 @@ class LocalPPOTrainer:
                 episode, b = state["episode"], state["batch"]
                 order = list(range(len(rows)))
                 random.Random(self.seed * 1000 + episode).shuffle(order)
-                batch_rows = [rows[i] for i in order[b * p.rollout_batch_size:(b + 1) * p.rollout_batch_size]]
+                batch_rows = [rows[i] for i in order[b * self.rollout_batch_size:(b + 1) * self.rollout_batch_size]]
                 batch, stats, judgements = self._rollout(bundle, reference, critic, batch_rows)
                 stats.update(self._update(bundle, critic, opt_actor, opt_critic, batch, state))
                 state["global_step"] += 1
