@@ -468,7 +468,7 @@ def validate(cfg: DictConfig) -> None:
 
     t = cfg.trajectories
     if t.format != "auto":
-        from limr_exp.trajectories import IMPORTERS
+        from limr_exp.history import IMPORTERS
 
         IMPORTERS.get(t.format)  # one line naming the formats
     _require(t.steps_per_epoch >= 1, f"trajectories.steps_per_epoch={t.steps_per_epoch} must be at least 1")

@@ -38,7 +38,7 @@ def run_dir_of(cfg: DictConfig) -> Path:
 
 def reward_history(cfg: DictConfig, problems: ProblemSet, tracker: Tracker | None = None):
     """The trajectories table LIM reads: an imported history (`trajectories.path`) or a probe run."""
-    from limr_exp.trajectories import load_history
+    from limr_exp.history import load_history
 
     if cfg.trajectories.path is not None:
         canonical = {text: ids[0] for text, ids in problems.text_to_ids().items()}
@@ -50,7 +50,7 @@ def reward_history(cfg: DictConfig, problems: ProblemSet, tracker: Tracker | Non
 
 def report_curves(curves, theta: float, tracker: Tracker):
     """Log the history's Figure-2a groups and the score of a never-solved prompt; warn when that is >= theta."""
-    from limr_exp.trajectories import curve_summary
+    from limr_exp.history import curve_summary
 
     summary = curve_summary(curves)
     if summary["curves/prompts"]:

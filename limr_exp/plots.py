@@ -70,7 +70,7 @@ def lim_trajectories(acc: np.ndarray, scored: np.ndarray, mean: np.ndarray, curv
 def curve_groups(acc: np.ndarray, path: Path) -> None:
     """LIMR Figure 2a in numbers: each group's mean accuracy per epoch (left, with its share of the prompts),
     and per epoch the shares of prompts unsolved, partly solved and solved (right)."""
-    from limr_exp.trajectories import curve_groups as groups_of
+    from limr_exp.history import curve_groups as groups_of
 
     epochs = np.arange(1, acc.shape[1] + 1)
     fig = new_figure(figsize=(11, 4.2))

@@ -114,11 +114,11 @@ def test_sweep_configs_compose_as_multiruns(name, param):
 
 def test_every_pluggable_kind_has_one_registry_that_names_its_choices(tmp_path):
     from limr_exp.evaluation.run import BACKENDS
+    from limr_exp.history import IMPORTERS
     from limr_exp.selection import SELECTORS
     from limr_exp.tracking import LOGGERS, Tracker
     from limr_exp.training import TRAINERS
     from limr_exp.training.ppo import ESTIMATORS
-    from limr_exp.trajectories import IMPORTERS
 
     expected = {BACKENDS: ["hf", "vllm"], LOGGERS: ["jsonl", "mlflow", "wandb"], TRAINERS: ["local", "openrlhf"],
                 ESTIMATORS: ["gae", "group_norm", "reinforce_baseline"], IMPORTERS: ["step_dumps", "table", "verl"]}

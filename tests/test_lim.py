@@ -15,9 +15,9 @@ import pytest
 from conftest import compose_cfg, write_dataset, write_step_dumps
 
 from limr_exp.data import load_problem_file
+from limr_exp.history import load_history, unmatched_id
 from limr_exp.pipeline import run
 from limr_exp.selection import SELECTORS, SelectionContext
-from limr_exp.trajectories import load_history, unmatched_id
 
 # accuracy per epoch as rewards of 4 samples: 1 = correct; -0.5 wrong; -1 format error; 0.9999 is not 1
 R = {0: [-0.5, -1, -0.5, 0.9999], 0.25: [1, -0.5, -1, -0.5], 0.5: [1, -0.5, 1, -1], 0.75: [1, 1, -0.5, 1], 1: [1, 1, 1, 1]}

@@ -323,8 +323,8 @@ def simulate_openrlhf_steps(reward_path: Path, prompts: list[str], batch: int, n
 
 
 def test_history_from_openrlhf_records_across_a_rerun_and_a_resume(tmp_path):
+    from limr_exp.history import import_reward_records
     from limr_exp.training.openrlhf import start_launch, write_reward_file
-    from limr_exp.trajectories import import_reward_records
 
     prompts, batch, n = ["a", "b", "c", "d", "e"], 2, 2  # 3 rollout steps an episode: a b | c d | e
     records, reward_path = tmp_path / "rewards", tmp_path / "limr_reward.py"

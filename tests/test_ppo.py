@@ -235,8 +235,8 @@ def test_group_estimators_centre_each_prompts_rewards():
 def test_every_trainer_gets_one_typed_request(tmp_path):
     """training/base.py: the RL run and the probe are two TrainRequests; a trainer registered under a name is
     called with (cfg, request, tracker) and returns a TrainResult (no string sentinels for 'the config's')."""
+    from limr_exp.history import History
     from limr_exp.training import TRAINERS, TrainRequest, TrainResult, run_trainer
-    from limr_exp.trajectories import History
 
     cfg = compose_cfg(["ppo.max_steps=7", "probe.episodes=3", "probe.seed=5", "seed=11"])
     problems = load_problems(cfg.dataset)

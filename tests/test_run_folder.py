@@ -185,7 +185,7 @@ def test_kill_matrix(tmp_path, stage, sig):
     again = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
     assert json.loads((run / "status.json").read_text())["status"] == "finished"
-    from limr_exp.trajectories import read_table
+    from limr_exp.history import read_table
 
     h = read_table(run / "train" / "trajectories.parquet")
     per_step = pd.Series(h.step).value_counts()
@@ -198,7 +198,7 @@ def test_kill_matrix(tmp_path, stage, sig):
 # -- hostile inputs: one line each, non-zero exit, no subset written ----------------------------------------
 
 def hostile_table(path: Path, epochs, rewards=None) -> Path:
-    from limr_exp.trajectories import History, write_table
+    from limr_exp.history import History, write_table
 
     n = len(epochs)
     write_table(History.build(["q0", "q1"], [i % 2 for i in range(n)], epochs, list(range(1, n + 1)),

@@ -11,10 +11,10 @@ from conftest import compose_cfg, write_dataset
 
 from limr_exp.data import load_problem_file
 from limr_exp.errors import ConfigError, DataError
+from limr_exp.history import History
 from limr_exp.registry import Registry
 from limr_exp.selection import SELECTORS, SelectionContext
 from limr_exp.selection.lim import lim_scores, linear_baseline
-from limr_exp.trajectories import History
 
 ACC = {  # per-prompt accuracy over 4 epochs, 4 samples each
     "learns": [0.0, 0.25, 0.75, 1.0], "always": [1.0, 1.0, 1.0, 1.0], "never": [0.0, 0.0, 0.0, 0.0],
@@ -158,8 +158,8 @@ def test_published_scores_reproduce_the_released_subset(shared_data, tmp_path):
 def test_selection_says_what_a_never_solved_prompt_scores(tmp_path, caplog, curves, warned):
     import logging
 
+    from limr_exp.history import write_table
     from limr_exp.pipeline import run
-    from limr_exp.trajectories import write_table
 
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps({"id": name, "prompt": f"Problem {name}", "answer": "1"}) + "\n" for name in curves))
@@ -187,7 +187,7 @@ def realistic_history(n_prompts: int = 300, epochs: int = 12, samples: int = 8, 
     the start, and noisy plateaus; every accuracy is a binomial draw of `samples` samples."""
     import numpy as np
 
-    from limr_exp.trajectories import History
+    from limr_exp.history import History
 
     rng = np.random.default_rng(seed)
     kinds = rng.choice(["never", "quick", "gradual", "solved", "plateau"], size=n_prompts, p=[0.25, 0.2, 0.3, 0.15, 0.1])

@@ -10,7 +10,7 @@ import pytest
 from conftest import compose_cfg, released_source, write_step_dumps
 
 from limr_exp.errors import DataError
-from limr_exp.trajectories import COLUMNS, AccuracyCurves, History, load_history, read_table, unmatched_id, write_table
+from limr_exp.history import COLUMNS, AccuracyCurves, History, load_history, read_table, unmatched_id, write_table
 
 
 def traj_cfg(path, **kw):
@@ -215,7 +215,7 @@ def test_never_solved_score_is_the_issue_figure():
     """A 4-epoch toy probe whose mean rose 0.29 -> 0.46 gave a never-solved prompt 0.64 >= θ = 0.6."""
     import numpy as np
 
-    from limr_exp.trajectories import never_solved_score
+    from limr_exp.history import never_solved_score
 
     assert never_solved_score(np.linspace(0.29, 0.46, 4)) == pytest.approx(0.64, abs=0.01)
     assert never_solved_score(np.array([0.5, 0.6, 0.7])) < 0  # a high mean curve: never-solved prompts score low

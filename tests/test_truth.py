@@ -256,7 +256,7 @@ def test_epochs_beyond_int32_are_refused_not_wrapped(tmp_path):
     import pyarrow.parquet as pq
 
     from limr_exp.errors import DataError
-    from limr_exp.trajectories import read_table
+    from limr_exp.history import read_table
 
     table = pa.table({"prompt_id": ["a", "a"], "epoch": pa.array([1, 2**32 + 2], pa.int64()), "step": pa.array([1, 2], pa.int64()),
                       "reward": [1.0, -0.5], "correct": [True, False]})
@@ -408,8 +408,8 @@ def test_a_run_folder_below_a_file_is_one_line(tmp_path):
 @pytest.mark.slow
 def test_a_probe_that_stops_when_stable_says_so(tmp_path):
     """probe.stop_when_stable on a real (smoke) probe: its record, its history's epochs and the summary agree."""
+    from limr_exp.history import read_table
     from limr_exp.pipeline import run, summary_table
-    from limr_exp.trajectories import read_table
 
     summary = run(smoke(tmp_path, "stages=[select]", "probe.episodes=5", "probe.stop_when_stable=true", "probe.stable_epochs=1",
                         "theta=0.9"))

@@ -9,8 +9,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from limr_exp.data.problems import ProblemSet, text_key
+from limr_exp.history import AccuracyCurves
 from limr_exp.registry import Registry
-from limr_exp.trajectories import AccuracyCurves
 
 
 @dataclass

@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from limr_exp.data.problems import ProblemSet
+from limr_exp.history import History
 from limr_exp.selection.base import SELECTORS, SelectionContext
-from limr_exp.trajectories import History
 
 
 def jaccard(a: set, b: set) -> float:
@@ -35,7 +35,7 @@ def first_epochs(history: History, k: int) -> History:
 def selection_after(history: History, problems: ProblemSet, theta: float, selector_cfg, seed: int = 0) -> tuple[set[str], bool]:
     """(the ids the configured selector picks from this history, whether that subset can be trusted: for
     LIM and LINEAR, a never-solved prompt no longer scores >= theta)."""
-    from limr_exp.trajectories import never_solved_score
+    from limr_exp.history import never_solved_score
 
     selector = SELECTORS.get(selector_cfg.name)(selector_cfg)
     context = SelectionContext(problems, theta, seed, selector_cfg, history)

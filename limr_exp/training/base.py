@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from limr_exp.data.problems import ProblemSet
-from limr_exp.trajectories import History
+from limr_exp.history import History
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,10 @@ import sys
 from pathlib import Path
 
 from limr_exp.errors import ConfigError, LimrError
+from limr_exp.history import History, write_table
 from limr_exp.io import write_json, write_jsonl, write_text
 from limr_exp.models.loading import chat_messages
 from limr_exp.training.openrlhf_reward import ABORT_FILE, SETTINGS_FILE
-from limr_exp.trajectories import History, write_table
 
 log = logging.getLogger("limr_exp")
 REWARD_FILE_SOURCE = Path(__file__).with_name("openrlhf_reward_file.py")  # copied verbatim; no code is generated
@@ -242,8 +242,8 @@ def _run_logged(argv: list[str], log_path: Path, what: str, abort_file: Path | N
 def train_openrlhf(cfg, problems, out: Path, tracker=None, *, num_episodes=None, namespace="train"):
     """Write the prompt, eval and reward files, launch OpenRLHF (locally, or `ray job submit` to
     `trainer.ray_address` with everything under `trainer.shared_dir`), and read back the history."""
+    from limr_exp.history import import_reward_records
     from limr_exp.training.base import TrainResult
-    from limr_exp.trajectories import import_reward_records
 
     out = Path(out)
     t = cfg.trainer

@@ -36,12 +36,12 @@ import torch.nn.functional as F
 from limr_exp.data.problems import require_answers
 from limr_exp.errors import ConfigError, DataError, LimrError
 from limr_exp.generation import position_ids, sample
+from limr_exp.history import History, read_table, write_table
 from limr_exp.io import give_files_the_usual_mode, read_jsonl, write_json, write_jsonl
 from limr_exp.progress import Progress
 from limr_exp.registry import Registry
 from limr_exp.rewards import RewardSettings, judge_batch, too_many_errors, warm_up
 from limr_exp.training.base import TrainRequest, TrainResult
-from limr_exp.trajectories import History, read_table, write_table
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from limr_exp.errors import DataError
 from limr_exp.hashing import config_hash
-from limr_exp.trajectories import History, read_table
+from limr_exp.history import History, read_table
 
 log = logging.getLogger("limr_exp")
 
