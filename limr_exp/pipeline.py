@@ -134,7 +134,7 @@ def previous_selection(out: Path, problems: ProblemSet) -> ProblemSet:
     return problems.subset(ids)
 
 
-def train_stage(cfg: DictConfig, subset: ProblemSet, out: Path, tracker: Tracker):
+def train_stage(cfg: DictConfig, subset: ProblemSet, out: Path, tracker: Tracker, n_dataset: int | None = None):
     from limr_exp.training import TrainRequest, run_trainer
 
     if len(subset) == 0:
@@ -148,7 +148,8 @@ def train_stage(cfg: DictConfig, subset: ProblemSet, out: Path, tracker: Tracker
         from limr_exp.evaluation import evaluation_during_training
 
         on_step = evaluation_during_training(cfg, out / "eval")
-    return run_trainer(cfg, TrainRequest.for_training(cfg, subset, out / "train", on_step=on_step), tracker)
+    request = TrainRequest.for_training(cfg, subset, out / "train", on_step=on_step, subset_of=n_dataset)
+    return run_trainer(cfg, request, tracker)
 
 
 def trained_steps(out: Path) -> int | None:
@@ -310,7 +311,7 @@ def run_stages(cfg: DictConfig, problems: ProblemSet, out: Path, tracker: Tracke
     checkpoint = None
     if "train" in cfg.stages:
         t = time.perf_counter()
-        checkpoint = train_stage(cfg, subset, out, tracker).checkpoint
+        checkpoint = train_stage(cfg, subset, out, tracker, n_dataset=len(problems)).checkpoint
         summary["timings"]["train"] = time.perf_counter() - t
     if "eval" in cfg.stages:
         t = time.perf_counter()

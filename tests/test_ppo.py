@@ -159,12 +159,13 @@ def test_resume_after_interruption_has_no_duplicate_rows(tmp_path, learnable_cac
 @pytest.mark.slow
 def test_a_subset_smaller_than_a_rollout_batch_trains_on_all_of_it(tmp_path, learnable_cache, caplog):
     """A high theta can keep fewer prompts than ppo.rollout_batch_size (the theta sweep's 0.8 kept 19 of 256 for a
-    batch of 32): every step then takes the whole subset, with one warning, instead of failing the job."""
+    batch of 32): every step then takes the whole subset, with one warning, instead of failing the job. A batch
+    larger than the whole set stays an error (test_bad_training_input)."""
     cfg = compose_cfg(LEARNABLE + ["ppo.num_episodes=2", f"cache_dir={learnable_cache}"])
     problems = load_problems(cfg.dataset)
     few = problems.subset([r["id"] for r in problems.rows[:5]])
     with caplog.at_level("WARNING"):
-        h = train(cfg, few, tmp_path / "train").history
+        h = train(cfg, few, tmp_path / "train", subset_of=len(problems)).history
     assert h.num_rows == 2 * 5 * 8 and sorted(set(h.step.tolist())) == [1, 2]  # one step per pass, all 5 prompts
     assert any("5 prompts, fewer than ppo.rollout_batch_size=12" in r.getMessage() for r in caplog.records)
 

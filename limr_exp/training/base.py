@@ -29,11 +29,14 @@ class TrainRequest:
     namespace: str = "train"      # tracker keys: train/... or probe/...
     on_step: Callable | None = None      # on_step(step, model, last) -> metrics to log at that step
     after_epoch: Callable | None = None  # after_epoch(epoch, history) -> True ends the run after that epoch
+    subset_of: int | None = None  # the size of the problem set `problems` was selected from (None: they are the set)
 
     @classmethod
-    def for_training(cls, cfg, problems: ProblemSet, out, on_step: Callable | None = None) -> TrainRequest:
+    def for_training(cls, cfg, problems: ProblemSet, out, on_step: Callable | None = None,
+                     subset_of: int | None = None) -> TrainRequest:
         """RL on the selected subset: ppo.num_episodes passes, at most ppo.max_steps rollout steps, the run's seed."""
-        return cls(problems, Path(out), cfg.ppo.num_episodes, cfg.ppo.max_steps, cfg.seed, "train", on_step=on_step)
+        return cls(problems, Path(out), cfg.ppo.num_episodes, cfg.ppo.max_steps, cfg.seed, "train", on_step=on_step,
+                   subset_of=subset_of)
 
     @classmethod
     def for_probe(cls, cfg, problems: ProblemSet, out, after_epoch: Callable | None = None) -> TrainRequest:

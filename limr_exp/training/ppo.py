@@ -228,7 +228,11 @@ class LocalPPOTrainer:
             raise ConfigError(f"ppo.n_samples_per_prompt={p.n_samples_per_prompt} must be at least 1")
         if len(problems) == 0:
             raise ConfigError("the training set is empty: nothing to train on (lower theta, or pick another selector)")
-        # a subset smaller than a rollout batch (a high theta) trains on all of it every step, as a sweep expects
+        whole = request.subset_of or len(problems)
+        if p.rollout_batch_size > whole:  # larger than the whole problem set: a setting to fix
+            raise ConfigError(f"ppo.rollout_batch_size={p.rollout_batch_size} is larger than the training set "
+                              f"({whole} prompts): lower ppo.rollout_batch_size")
+        # a selected subset smaller than a rollout batch (a high theta) trains on all of it every step, as a sweep expects
         self.rollout_batch_size = min(p.rollout_batch_size, len(problems))
         if self.rollout_batch_size < p.rollout_batch_size:
             log.warning("%s: %d prompts, fewer than ppo.rollout_batch_size=%d: every rollout step takes all %d (%d samples "
