@@ -77,6 +77,15 @@ def without_bom(data: bytes) -> bytes:
     return data[len(UTF8_BOM):] if data.startswith(UTF8_BOM) else data
 
 
+def jsonl_lines(path) -> Iterator[tuple[int, bytes]]:
+    """(line number, line) of a JSON-lines file read as bytes: blank lines skipped, a first-line BOM dropped."""
+    with open(path, "rb") as f:
+        for lineno, line in enumerate(f, 1):
+            line = without_bom(line) if lineno == 1 else line
+            if line.strip():
+                yield lineno, line
+
+
 def json_error_reason(e: Exception, data: bytes) -> str:
     """Why `data` could not be decoded as JSON, in words a user can act on (file offsets included)."""
     import re

@@ -19,7 +19,7 @@ from typing import Any, Iterable
 import msgspec
 
 from limr_exp.errors import ConfigError, DataError
-from limr_exp.io import json_error_reason, without_bom
+from limr_exp.io import json_error_reason, jsonl_lines, without_bom
 
 log = logging.getLogger("limr_exp")
 
@@ -92,15 +92,11 @@ def _read_json(path: Path, what: str) -> list[dict]:
 
 def _read_jsonl(path: Path, what: str) -> list[dict]:
     rows = []
-    with open(path, "rb") as f:
-        for lineno, line in enumerate(f, 1):
-            line = without_bom(line) if lineno == 1 else line
-            if not line.strip():
-                continue
-            try:
-                rows.append(msgspec.json.decode(line))
-            except (msgspec.DecodeError, UnicodeDecodeError) as e:
-                raise DataError(f"{what}={path} line {lineno} cannot be read: {json_error_reason(e, line)}") from None
+    for lineno, line in jsonl_lines(path):
+        try:
+            rows.append(msgspec.json.decode(line))
+        except (msgspec.DecodeError, UnicodeDecodeError) as e:
+            raise DataError(f"{what}={path} line {lineno} cannot be read: {json_error_reason(e, line)}") from None
     return rows
 
 

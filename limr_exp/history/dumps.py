@@ -23,7 +23,7 @@ import numpy as np
 from limr_exp.errors import DataError
 from limr_exp.history.matcher import TextMatcher
 from limr_exp.history.table import History
-from limr_exp.io import json_error_reason, without_bom
+from limr_exp.io import json_error_reason, jsonl_lines, without_bom
 
 log = logging.getLogger(__name__)
 
@@ -68,20 +68,16 @@ def _parse_verl_dump(path: str) -> tuple[list[str], np.ndarray]:
     """One verl `{step}.jsonl`: each line has `input` (templated prompt), `output`, `score`.
     The problem text is cut out of the input later, once per distinct input (TextMatcher)."""
     texts, rewards = [], []
-    with open(path, "rb") as f:
-        for lineno, line in enumerate(f, 1):
-            line = without_bom(line) if lineno == 1 else line
-            if not line.strip():
-                continue
-            try:
-                sample = _VERL_DECODER.decode(line)
-            except msgspec.ValidationError as e:
-                raise DataError(f"trajectories: {path} line {lineno} lacks a numeric 'score' or a text 'input' ({e}): "
-                                "verl rollout dumps have input, output, score, step") from None
-            except (msgspec.DecodeError, UnicodeDecodeError) as e:
-                raise DataError(f"trajectories: {path} line {lineno} cannot be read: {json_error_reason(e, line)}") from None
-            texts.append(sample.input)
-            rewards.append(sample.score)
+    for lineno, line in jsonl_lines(path):
+        try:
+            sample = _VERL_DECODER.decode(line)
+        except msgspec.ValidationError as e:
+            raise DataError(f"trajectories: {path} line {lineno} lacks a numeric 'score' or a text 'input' ({e}): "
+                            "verl rollout dumps have input, output, score, step") from None
+        except (msgspec.DecodeError, UnicodeDecodeError) as e:
+            raise DataError(f"trajectories: {path} line {lineno} cannot be read: {json_error_reason(e, line)}") from None
+        texts.append(sample.input)
+        rewards.append(sample.score)
     return texts, np.array(rewards, dtype=np.float64)
 
 
