@@ -18,6 +18,7 @@ point: two accuracies closer than that are the same figure read twice.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -65,10 +66,11 @@ def steps_to_plateau(points: list[tuple[int, float]], n_samples: int | None) -> 
 
 
 def budget_summary(curves: dict[str, list[list[tuple[int, float]]]], n_samples: int | None,
-                   reference: str | None) -> pd.DataFrame:
+                   reference: str | None, table: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per arm: final accuracy (mean, std), steps to plateau (mean over seeds, and the seeds' values), and
-    the first step its mean curve reaches `reference`'s final mean accuracy (less one tolerance)."""
-    table = curve_table(curves)
+    the first step its mean curve reaches `reference`'s final mean accuracy (less one tolerance). `table` is
+    curve_table(curves) when the caller has it."""
+    table = curve_table(curves) if table is None else table
     if not len(table):
         return pd.DataFrame()
     finals = table.sort_values("step").groupby("arm").tail(1).set_index("arm")
@@ -91,11 +93,29 @@ def budget_summary(curves: dict[str, list[list[tuple[int, float]]]], n_samples: 
     return pd.DataFrame(rows)
 
 
-def budget_markdown(curves: dict[str, list[list[tuple[int, float]]]], bench: str, n_samples: int | None,
-                    reference: str | None) -> list[str]:
-    """The report's section: accuracy at every evaluated budget, then plateau and catch-up steps."""
+@dataclass
+class Budget:
+    """A sweep's curves read by budget, once: the per-step table, the per-arm summary, the reference arm."""
+
+    table: pd.DataFrame
+    summary: pd.DataFrame
+    reference: str | None
+
+    @property
+    def is_curve(self) -> bool:
+        """At least two evaluated steps: one point is no curve."""
+        return bool(len(self.table)) and self.table["step"].nunique() >= 2
+
+
+def read_budget(curves: dict[str, list[list[tuple[int, float]]]], n_samples: int | None, reference: str | None) -> Budget:
     table = curve_table(curves)
-    if not len(table) or table["step"].nunique() < 2:
+    return Budget(table, budget_summary(curves, n_samples, reference, table), reference)
+
+
+def budget_markdown(budget: Budget, bench: str) -> list[str]:
+    """The report's section: accuracy at every evaluated budget, then plateau and catch-up steps."""
+    table, summary, reference = budget.table, budget.summary, budget.reference
+    if not budget.is_curve:
         return []
     steps = sorted(table["step"].unique())
     arms = list(dict.fromkeys(table["arm"]))
@@ -112,7 +132,6 @@ def budget_markdown(curves: dict[str, list[list[tuple[int, float]]]], bench: str
              "\"is it faster\" across a row and \"is it as good\" in the last column.", "",
              "| arm | " + " | ".join(f"step {s}" for s in steps) + " |", "|---" * (1 + len(steps)) + "|"]
     lines += [f"| {arm} | " + " | ".join(cell(arm, s) for s in steps) + " |" for arm in arms]
-    summary = budget_summary(curves, n_samples, reference)
     if len(summary):
         reach = f"steps to reach {reference}'s final"
         tol = "two standard errors of one evaluation (at least 1 point)"
@@ -136,19 +155,20 @@ def budget_markdown(curves: dict[str, list[list[tuple[int, float]]]], bench: str
     return lines + [""]
 
 
-def plot_budget_curves(curves: dict[str, list[list[tuple[int, float]]]], bench: str, path, reference: str | None) -> bool:
+def plot_budget_curves(budget: Budget, bench: str, path) -> bool:
     """Each arm's mean held-out accuracy per step with its seeds' spread (band), the reference arm's final
     accuracy as a line: where an arm's curve crosses it is the step it reached that accuracy."""
-    from limr_exp.plots import new_figure, save
+    from limr_exp.plots import MARKERS, new_figure, save
 
-    table = curve_table(curves)
-    if not len(table) or table["step"].nunique() < 2:
+    table, reference = budget.table, budget.reference
+    if not budget.is_curve:
         return False
     fig = new_figure()
     ax = fig.add_subplot()
     for k, (arm, g) in enumerate(table.groupby("arm", sort=False)):
         g = g.sort_values("step")
-        line, = ax.plot(g["step"], 100 * g["mean"], marker="osD^vP*X"[k % 8], markersize=4, label=f"{arm} ({int(g['seeds'].max())} seeds)")
+        line, = ax.plot(g["step"], 100 * g["mean"], marker=MARKERS[k % len(MARKERS)], markersize=4,
+                        label=f"{arm} ({int(g['seeds'].max())} seeds)")
         std = g["std"].fillna(0).to_numpy()
         ax.fill_between(g["step"], 100 * (g["mean"] - std), 100 * (g["mean"] + std), color=line.get_color(), alpha=0.15)
     if reference is not None and reference in set(table["arm"]):

@@ -8,6 +8,8 @@ import numpy as np
 
 from limr_exp.io import atomic_path
 
+MARKERS = "osD^vP*X"  # one marker per line or arm, in turn
+
 
 def new_figure(figsize=(7, 4.5), right: float | None = None):
     """A figure on the Agg canvas, without pyplot (no global state, faster to import).

@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from limr_exp.budget import budget_markdown, budget_summary, plot_budget_curves
+from limr_exp.budget import budget_markdown, plot_budget_curves, read_budget
 from limr_exp.io import atomic_path, write_text
+from limr_exp.plots import MARKERS
 from limr_exp.run_folder import read_status
 
-MARKERS = "osD^vP*X"
 KEY_COLUMNS = ["selector.name", "theta", "seed", "selector.size", "dataset.name", "model.name", "ppo.name",
                "ppo.advantage_estimator", "trainer.name", "eval.name"]
 
@@ -223,6 +223,19 @@ def arm_labels(frame: pd.DataFrame) -> pd.Series:
     return frame["selector.name"].astype(str)
 
 
+def finished_jobs(frame: pd.DataFrame) -> pd.DataFrame:
+    """The finished jobs (all of them when there is no status column), each with its `arm`."""
+    ok = frame[frame["status"] == "finished"].copy() if "status" in frame else frame.copy()
+    if len(ok):
+        ok["arm"] = arm_labels(ok)
+    return ok
+
+
+def _n_problems(g: pd.DataFrame, metric: str):
+    """The problems one evaluation of a benchmark's accuracy (eval/<bench>/acc) was taken over, in these jobs."""
+    return g.get(metric.replace("/acc", "/n_problems"), pd.Series(dtype=float)).max()
+
+
 def _standard_error(values: pd.Series, n_problems: float | None, floor_var: float = 0.0) -> float:
     """Standard error of a mean accuracy over seeds: the seeds' spread, and at least the binomial error of
     one evaluation on n_problems problems (three seeds estimate a spread poorly), or `floor_var` when the
@@ -237,7 +250,7 @@ def _standard_error(values: pd.Series, n_problems: float | None, floor_var: floa
 
 def _binomial_var(g: pd.DataFrame, metric: str) -> float:
     """One evaluation's binomial variance of a benchmark's mean accuracy in these jobs (0 when unknown)."""
-    n = g.get(metric.replace("/acc", "/n_problems"), pd.Series(dtype=float)).max()
+    n = _n_problems(g, metric)
     p = float(g[metric].mean())
     return p * (1 - p) / n if n and not pd.isna(n) else 0.0
 
@@ -245,17 +258,16 @@ def _binomial_var(g: pd.DataFrame, metric: str) -> float:
 def selector_comparison(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per-arm mean, std, min, max and standard error of every headline accuracy over its seeds;
     LIM minus each other arm, with the noise of that difference and whether it exceeds twice the noise)."""
-    ok = frame[frame["status"] == "finished"].copy() if "status" in frame else frame.copy()
+    ok = finished_jobs(frame)
     metrics = metric_columns(ok)
     if not len(ok) or not metrics:
         return pd.DataFrame(), pd.DataFrame()
-    ok["arm"] = arm_labels(ok)
     rows = []
     for arm, g in ok.groupby("arm", sort=False):
         row = {"arm": arm, "seeds": len(g), "subset": g["n_selected"].mean() if "n_selected" in g else np.nan}
         benches = [m for m in metrics if m != "eval/avg"]
         for m in metrics:
-            n_prob = g.get(m.replace("/acc", "/n_problems"), pd.Series(dtype=float)).max() if m != "eval/avg" else None
+            n_prob = _n_problems(g, m) if m != "eval/avg" else None
             # the mean of k benchmarks: var = sum of their variances / k^2 (one seed alone has no spread to show)
             floor = sum(_binomial_var(g, b) for b in benches) / len(benches) ** 2 if m == "eval/avg" and benches else 0.0
             row |= {f"{m} mean": g[m].mean(), f"{m} std": g[m].std(ddof=1) if len(g) > 1 else 0.0,
@@ -311,11 +323,10 @@ def plot_accuracy_by_selector(frame: pd.DataFrame, path: Path) -> bool:
     """Each arm's accuracy per seed (dots, spread sideways so equal values stay visible) and its mean ± std."""
     from limr_exp.plots import new_figure
 
-    ok = frame[frame["status"] == "finished"].copy() if "status" in frame else frame.copy()
+    ok = finished_jobs(frame)
     metrics = [m for m in metric_columns(ok) if m != "eval/avg"]
     if not len(ok) or not metrics:
         return False
-    ok["arm"] = arm_labels(ok)
     arms = list(dict.fromkeys(ok["arm"]))
     colors = _arm_colors(arms)
     fig = new_figure(figsize=(4.2 * len(metrics), 4.2))
@@ -414,10 +425,9 @@ def copy_run_figures(frame: pd.DataFrame, plots: Path, per_theta: bool) -> list[
 def arm_curves(frame: pd.DataFrame) -> tuple[str | None, dict[str, list[list[tuple[int, float]]]], int | None]:
     """(first benchmark, {arm: [each finished job's [(step, accuracy)]]}, samples of one evaluation) from the
     evaluations made during training (limr_exp.budget reads them by budget)."""
-    ok = frame[frame["status"] == "finished"].copy() if "status" in frame else frame.copy()
+    ok = finished_jobs(frame)
     if not len(ok):
         return None, {}, None
-    ok["arm"] = arm_labels(ok)
     bench, curves, n_samples = None, {}, None
     for _, row in ok.iterrows():
         job = Path(row["path"])
@@ -483,14 +493,13 @@ def write_report(frame: pd.DataFrame, sweep_dir: str | Path) -> None:
         text += comparison_markdown(arms, diffs)
         bench, curves, n_samples = arm_curves(frame)
         if bench is not None:
-            reference = "full" if "full" in curves else None
-            text += budget_markdown(curves, bench, n_samples, reference)
-            summary = budget_summary(curves, n_samples, reference)
-            if plot_budget_curves(curves, bench, plots / "accuracy_by_budget.png", reference):
+            budget = read_budget(curves, n_samples, "full" if "full" in curves else None)
+            text += budget_markdown(budget, bench)
+            if plot_budget_curves(budget, bench, plots / "accuracy_by_budget.png"):
                 text.append("![accuracy_by_budget.png](plots/accuracy_by_budget.png)\n")
-            if len(summary):
+            if len(budget.summary):
                 with atomic_path(sweep_dir / "budget.csv") as tmp:
-                    summary.to_csv(tmp, index=False)
+                    budget.summary.to_csv(tmp, index=False)
         for table, name in ((arms, "arms.csv"), (diffs, "differences.csv")):
             if len(table):
                 with atomic_path(sweep_dir / name) as tmp:

@@ -4,7 +4,7 @@ import math
 
 import pandas as pd
 
-from limr_exp.budget import budget_markdown, budget_summary, curve_table, steps_to_plateau, tolerance
+from limr_exp.budget import budget_markdown, budget_summary, curve_table, read_budget, steps_to_plateau, tolerance
 
 # three seeds per arm; LIM rises fast and flattens, FULL rises slowly to the same end, RANDOM ends lower
 LIM = [[(0, .40), (10, .62), (20, .66), (30, .67), (40, .67)], [(0, .40), (10, .60), (20, .66), (30, .66), (40, .67)],
@@ -40,8 +40,8 @@ def test_lim_reaches_full_final_accuracy_in_fewer_steps_and_random_never():
 
 
 def test_markdown_has_a_row_per_arm_and_a_column_per_budget():
-    lines = budget_markdown(CURVES, "toy_test", 2560, "full")
+    lines = budget_markdown(read_budget(CURVES, 2560, "full"), "toy_test")
     text = "\n".join(lines)
     assert "| lim | 40.0 ± 0.0 | 61.0 ± 1.0 |" in text and "step 40" in text
     assert "| random | 56.0 ± 1.0 |" in text and "not reached" in text and "| full | 67.0 ± 1.0 | still rising |" in text
-    assert budget_markdown({"lim": [[(0, .4)]]}, "toy_test", 100, None) == []  # one point is no curve
+    assert budget_markdown(read_budget({"lim": [[(0, .4)]]}, 100, None), "toy_test") == []  # one point is no curve
