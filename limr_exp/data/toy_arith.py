@@ -50,10 +50,7 @@ class Family:
 
     def half(self, pretraining: bool) -> tuple[int, ...]:
         """The problem indices of the pretraining half (True) or of the held-out half the dataset draws from."""
-        if self.pretrain_on_even_left:
-            even = tuple(i for i in range(self.size) if self.left[i // len(self.right)] % 2 == 0)
-            return even if pretraining else tuple(sorted(set(range(self.size)) - set(even)))
-        return _halves(self.name, self.size)[0 if pretraining else 1]
+        return _halves(self)[0 if pretraining else 1]
 
     def problem(self, index: int) -> tuple[str, str]:
         """The (expression, answer) pair number `index` of this family's problem space."""
@@ -63,10 +60,14 @@ class Family:
 
 
 @cache
-def _halves(name: str, size: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    order = list(range(size))
-    random.Random(f"toy-family-{name}").shuffle(order)
-    return tuple(sorted(order[:size // 2])), tuple(sorted(order[size // 2:]))
+def _halves(fam: Family) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(pretraining half, held-out half) of a family's problem indices, each in index order."""
+    if fam.pretrain_on_even_left:
+        even = [fam.left[i // len(fam.right)] % 2 == 0 for i in range(fam.size)]
+        return tuple(i for i, e in enumerate(even) if e), tuple(i for i, e in enumerate(even) if not e)
+    order = list(range(fam.size))
+    random.Random(f"toy-family-{fam.name}").shuffle(order)
+    return tuple(sorted(order[:fam.size // 2])), tuple(sorted(order[fam.size // 2:]))
 
 
 FAMILIES = {f.name: f for f in (

@@ -68,7 +68,6 @@ def model_folder(model_cfg, cache_dir: str | os.PathLike, device: str = "cpu") -
         raise ConfigError(f"model={model_cfg.name} has neither model.path nor a toy section: set model.path=<HF model folder>")
     from filelock import FileLock
 
-
     folder = toy_model_folder(model_cfg, cache_dir)
     folder.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder) + ".lock"):

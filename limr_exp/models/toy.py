@@ -41,7 +41,7 @@ def pretraining_corpus(model_cfg, n: int, seed: int) -> list[str]:
     rates = {str(k): float(v) for k, v in dict(model_cfg.toy.pretrain_families).items()}
     if not rates:
         raise ConfigError("model.toy.pretrain_families is empty: give the families the base model sees, with the share "
-                          "of their answers boxed, e.g. {add: 1.0, add2: 1.0}")
+                          "of their answers boxed, e.g. {add: 1.0, sub: 0.1}")
     families = [family(name) for name in rates]  # an unknown name is one line
     for name, rate in rates.items():
         if not 0.0 <= rate <= 1.0:
