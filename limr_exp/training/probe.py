@@ -25,19 +25,18 @@ NOT_IN_PROBE_KEY = {"ppo": ("num_episodes", "max_steps"), "reward": ("workers", 
 def probe_key(cfg, problems) -> str:
     from omegaconf import OmegaConf
 
+    from limr_exp.models.loading import model_identity
+
     data = hashlib.sha256("\n".join(f"{r['id']}\t{r['prompt']}\t{r['answer']}" for r in problems.rows).encode()).hexdigest()
     parts = {}
     for group, dropped in NOT_IN_PROBE_KEY.items():
         node = OmegaConf.to_container(cfg[group], resolve=True)
         parts[group] = {k: v for k, v in node.items() if k not in dropped}
-    stop = None
+    stop = []
     if cfg.probe.stop_when_stable:  # where it stops depends on the selector and theta it watches
-        stop = (cfg.probe.stable_jaccard, cfg.probe.stable_epochs, cfg.selector.name, float(cfg.theta))
-    from limr_exp.models.loading import model_identity
-
-    return config_hash(*model_identity(cfg.model), parts["ppo"], parts["reward"], cfg.trainer.name, cfg.probe.episodes, cfg.probe.seed,
-                       data,
-                       *([stop] if stop else []))
+        stop = [(cfg.probe.stable_jaccard, cfg.probe.stable_epochs, cfg.selector.name, float(cfg.theta))]
+    return config_hash(*model_identity(cfg.model), parts["ppo"], parts["reward"], cfg.trainer.name, cfg.probe.episodes,
+                       cfg.probe.seed, data, *stop)
 
 
 def probe_folder(cfg, problems) -> Path:
@@ -129,11 +128,12 @@ class StabilityWatcher:
             self.tracker.log({"probe/epochs_run": epochs, "probe/saved_share": saved})
 
 
-def seed_sensitivity(cfg, problems, chosen: set[str], tracker=None) -> dict | None:
+def seed_sensitivity(cfg, problems, chosen: set[str], tracker=None) -> dict:
     """How far the selection moves with the probe's seed: a probe per `probe.sensitivity_seeds` (each cached
     like the main one), the configured selector at theta on each history, and the Jaccard of each subset with
     this probe's (`chosen`) and between every pair. Measured before (#21): the probe's seed moved LIMR's
-    subset more than truncating the history did. Written to the caller's selection folder by the caller."""
+    subset more than truncating the history did. Written to the caller's selection folder by the caller, which
+    calls it only when probe.sensitivity_seeds lists seeds."""
     import itertools
 
     import numpy as np
@@ -143,8 +143,6 @@ def seed_sensitivity(cfg, problems, chosen: set[str], tracker=None) -> dict | No
     from limr_exp.selection.stability import jaccard, selection_after
 
     seeds = [int(s) for s in cfg.probe.sensitivity_seeds]
-    if not seeds:
-        return None
     theta = theta_value(cfg)
     subsets = {int(cfg.probe.seed): chosen}
     for seed in seeds:
