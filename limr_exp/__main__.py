@@ -6,7 +6,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from limr_exp import config  # noqa: F401  (registers the structured-config schema)
+from limr_exp import config, plugins  # noqa: F401  (register the structured-config schemas)
 
 
 @hydra.main(config_path=str(Path(__file__).resolve().parents[1] / "conf"), config_name="config", version_base="1.3")

@@ -1,8 +1,9 @@
 """Structured-config schemas (registered in Hydra's ConfigStore) and start-up validation.
 
 The YAML files under `conf/` extend these dataclasses, so a misspelt key or a wrongly typed value
-fails at composition. `validate(cfg)` checks what types cannot (ranges, paths, stage names) before
-any work starts, and raises `ConfigError` with one line that names the key to fix.
+fails at composition; an option with keys of its own extends the schema its plug-in registers
+(limr_exp/plugins.py). `validate(cfg)` makes the checks that cross plug-ins (ranges, paths, stage names)
+and raises `ConfigError` with one line that names the key to fix. This module imports no engine.
 """
 
 from __future__ import annotations
@@ -63,18 +64,6 @@ class SelectorConfig:
     """Every selector (lim, linear, full: nothing to set but the name)."""
 
     name: str = MISSING
-
-
-@dataclass
-class SizedSelectorConfig(SelectorConfig):
-    """random, variance, learnability."""
-
-    size: Optional[int] = None  # random: subset size (default: as many as lim keeps at theta); variance/learnability: top-k
-
-
-@dataclass
-class PrecomputedSelectorConfig(SelectorConfig):
-    scores_path: Optional[str] = None  # LIMR's [{prompt, score}] json, or csv/parquet (prompt_id, score)
 
 
 @dataclass
@@ -189,33 +178,6 @@ class TrainerConfig:
     device: str = "auto"  # auto | cpu | cuda (local training, HF evaluation)
     save_steps: int = 1  # checkpoint every N rollout steps (resume point)
     eval_steps: int = -1  # evaluate on the eval suite every N rollout steps (-1: never), for the learning curve
-
-
-@dataclass
-class OpenRLHFTrainerConfig(TrainerConfig):
-    """trainer=openrlhf: the cluster, the GPU layout and OpenRLHF's own flags."""
-
-    dry_run: bool = False  # write the command and reward file, launch nothing
-    ray_address: Optional[str] = None  # `ray job submit` to this cluster (null: a Ray of the run's own)
-    shared_dir: Optional[str] = None  # storage every node and this machine see: needed with ray_address or num_nodes > 1
-    num_nodes: int = 1  # the cluster's nodes ...
-    gpus_per_node: int = 8  # ... and GPUs per node
-    layout: str = "auto"  # auto | separate | colocate_all (limr_exp/training/placement.py)
-    actor_gpus: int = 4  # separate layout: GPUs of the actor, reference and critic models
-    ref_gpus: int = 4
-    critic_gpus: int = 4
-    vllm_num_engines: int = 4
-    vllm_tensor_parallel_size: int = 1
-    vllm_gpu_memory_utilization: Optional[float] = None  # vLLM's share of GPU memory; null: 0.95 (OpenRLHF's default)
-    # when vLLM has GPUs of its own, 0.5 (OpenRLHF's colocated recipes) when it shares them with DeepSpeed
-    gpu_memory_gb: float = 80.0  # memory of one GPU: the layout's estimate must fit it (limr_exp/training/memory.py)
-    eval_temperature: float = 0.7  # in-training evaluation as LIMR ran it: T 0.7, one sample per problem
-    eval_n_samples: int = 1
-    eval_path: Optional[str] = None  # an evaluation file instead of the eval suite (LIMR's data/evaluation/test.json)
-    eval_problems: Optional[int] = None  # at most this many problems of each benchmark (a seeded subset); null: all
-    packing_samples: bool = False  # pack samples (flash-attention)
-    adam_offload: bool = False  # Adam states in CPU memory
-    extra: Dict[str, Any] = field(default_factory=dict)  # more flags, e.g. {"vllm.enforce_eager": true}
 
 
 @dataclass
@@ -356,18 +318,9 @@ def run_name(selector: str, theta, size, seed) -> str:  # size: null for selecto
     return f"{base}-seed{seed}"
 
 
-OPTION_SCHEMAS = {  # (group, schema) -> the schema its option files extend (`defaults: [schema/<name>@_here_, _self_]`)
-    ("selector", "sized"): SizedSelectorConfig,  # stored as selector/schema/sized: not an option of `selector`
-    ("selector", "precomputed"): PrecomputedSelectorConfig,
-    ("trainer", "openrlhf"): OpenRLHFTrainerConfig,
-}
-
-
 def register_configs() -> None:
     cs = ConfigStore.instance()
-    cs.store(name="limr_schema", node=Config)
-    for (group, name), node in OPTION_SCHEMAS.items():
-        cs.store(group=f"{group}/schema", name=name, node=node)
+    cs.store(name="limr_schema", node=Config)  # the plug-ins' option schemas: limr_exp/plugins.py
     if not OmegaConf.has_resolver("limr_run_name"):
         OmegaConf.register_new_resolver("limr_run_name", run_name)
     if not OmegaConf.has_resolver("limr_data_root"):
@@ -381,9 +334,17 @@ def register_configs() -> None:
 register_configs()
 
 
-def _require(condition: bool, message: str) -> None:
+def require(condition: bool, message: str) -> None:
+    """A ConfigError with `message` (one line naming the key and the fix) unless `condition` holds."""
     if not condition:
         raise ConfigError(message)
+
+
+def require_existing(cfg: DictConfig, path, key: str, fix: str = "") -> None:
+    """`key`=`path` must exist and be a regular file or a folder (one line otherwise, with the data_root hint
+    when it lies under data_root, else `fix`)."""
+    _not_special(path, key)
+    require(resolve_path(path).exists(), f"{key}={path} does not exist" + (data_root_hint(cfg, path) or fix))
 
 
 def data_root_hint(cfg: DictConfig, path) -> str:
@@ -419,7 +380,7 @@ def theta_value(cfg: DictConfig) -> float:
         theta = float(raw)
     except (TypeError, ValueError):
         raise ConfigError(f"theta={raw!r} is not a number: set theta to a value in [0, 1], e.g. theta=0.6") from None
-    _require(math.isfinite(theta) and 0.0 <= theta <= 1.0, f"theta={raw} is outside [0, 1]: set theta to a value in [0, 1], e.g. theta=0.6")
+    require(math.isfinite(theta) and 0.0 <= theta <= 1.0, f"theta={raw} is outside [0, 1]: set theta to a value in [0, 1], e.g. theta=0.6")
     return theta
 
 
@@ -455,111 +416,53 @@ def unknown_keys(node, schema: type = None, prefix: str = "") -> list[str]:
 
 
 def validate(cfg: DictConfig) -> None:
-    """Fail fast, before any work, on values the schema's types cannot rule out."""
+    """The checks that cross plug-ins (keys, seed, theta, stages, paths, PPO sizes, probe, reward, evaluation
+    limits): values the schema's types cannot rule out. `limr_exp.plugins.validate` runs these and then the
+    chosen plug-ins' own checks; call that one before any work."""
     unknown = unknown_keys(cfg)
-    _require(not unknown, f"unknown config key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: check the spelling "
+    require(not unknown, f"unknown config key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: check the spelling "
                           "(python -m limr_exp --cfg job lists every key)")
-    _require(0 <= cfg.seed < 2**32, f"seed={cfg.seed} must be an integer in [0, 2**32 - 1]")
-    _require(cfg.threads is None or cfg.threads >= 1, f"threads={cfg.threads} must be at least 1 (or null: the usable CPUs)")
+    require(0 <= cfg.seed < 2**32, f"seed={cfg.seed} must be an integer in [0, 2**32 - 1]")
+    require(cfg.threads is None or cfg.threads >= 1, f"threads={cfg.threads} must be at least 1 (or null: the usable CPUs)")
     theta_value(cfg)
     for stage in cfg.stages:
-        _require(stage in STAGES, f"unknown stage {stage!r} in stages: use a list drawn from {list(STAGES)}, e.g. 'stages=[select]'")
-    _require(len(cfg.stages) > 0, "stages is empty: name at least one of select, train, eval")
+        require(stage in STAGES, f"unknown stage {stage!r} in stages: use a list drawn from {list(STAGES)}, e.g. 'stages=[select]'")
+    require(len(cfg.stages) > 0, "stages is empty: name at least one of select, train, eval")
 
     t = cfg.trajectories
-    if t.format != "auto":
-        from limr_exp.history import IMPORTERS
-
-        IMPORTERS.get(t.format)  # one line naming the formats
-    _require(t.steps_per_epoch >= 1, f"trajectories.steps_per_epoch={t.steps_per_epoch} must be at least 1")
-    _require(t.max_epochs is None or t.max_epochs >= 1,
+    require(t.steps_per_epoch >= 1, f"trajectories.steps_per_epoch={t.steps_per_epoch} must be at least 1")
+    require(t.max_epochs is None or t.max_epochs >= 1,
              f"trajectories.max_epochs={t.max_epochs} must be at least 1 (or null for all epochs)")
     if t.path is not None:
-        _not_special(t.path, "trajectories.path")
-        _require(resolve_path(t.path).exists(), f"trajectories.path={t.path} does not exist: point it at a step-dump folder, "
-                 "a verl rollout folder or a trajectories .parquet file")
+        require_existing(cfg, t.path, "trajectories.path", ": point it at a step-dump folder, a verl rollout folder or a "
+                         "trajectories .parquet file")
 
     d = cfg.dataset
     if d.path is not None and d.format != "toy_arith":
-        _not_special(d.path, "dataset.path")
-        _require(resolve_path(d.path).exists(), f"dataset.path={d.path} does not exist" + (
-            data_root_hint(cfg, d.path) or ": check the path (relative paths start from the working directory)"))
+        require_existing(cfg, d.path, "dataset.path", ": check the path (relative paths start from the working directory)")
     for b in cfg.eval.benchmarks if "eval" in cfg.stages else ():
         if b.path is not None:
-            _not_special(b.path, f"eval.benchmarks[{b.name}].path")
-        _require(b.path is None or resolve_path(b.path).exists(), f"eval.benchmarks[{b.name}].path={b.path} does not exist"
-                 + data_root_hint(cfg, b.path))
-    _require(d.format in DATASET_FORMATS, f"dataset.format={d.format!r} is unknown: use one of {', '.join(DATASET_FORMATS)}")
+            require_existing(cfg, b.path, f"eval.benchmarks[{b.name}].path")
+    require(d.format in DATASET_FORMATS, f"dataset.format={d.format!r} is unknown: use one of {', '.join(DATASET_FORMATS)}")
     if d.format != "toy_arith":
-        _require(d.path is not None, f"dataset.path is not set for dataset={d.name}: set dataset.path=<json|jsonl|parquet|arrow folder>")
-
-    s = cfg.selector
-    size = s.get("size")
-    _require(size is None or size >= 1, f"selector.size={size} must be a positive number of prompts (or null)")
-    if s.name == "precomputed":
-        _require(s.scores_path is not None, "selector=precomputed needs selector.scores_path=<scores .json|.csv|.parquet>")
-        _not_special(s.scores_path, "selector.scores_path")
-        _require(resolve_path(s.scores_path).exists(), f"selector.scores_path={s.scores_path} does not exist"
-                 + data_root_hint(cfg, s.scores_path))
+        require(d.path is not None, f"dataset.path is not set for dataset={d.name}: set dataset.path=<json|jsonl|parquet|arrow folder>")
 
     p = cfg.ppo
-    _require(p.n_samples_per_prompt >= 1, f"ppo.n_samples_per_prompt={p.n_samples_per_prompt} must be at least 1")
-    _require(p.rollout_batch_size >= 1, f"ppo.rollout_batch_size={p.rollout_batch_size} must be at least 1")
-    _require(p.num_episodes >= 1, f"ppo.num_episodes={p.num_episodes} must be at least 1")
-    _require(p.max_steps is None or p.max_steps >= 1, f"ppo.max_steps={p.max_steps} must be at least 1 (or null: num_episodes passes)")
-    _require(p.max_steps is None or cfg.trainer.name == "local" or "train" not in cfg.stages,
-             f"ppo.max_steps is a local-trainer setting; trainer={cfg.trainer.name} trains ppo.num_episodes passes: "
-             "set ppo.max_steps=null")
-    if cfg.trainer.name == "local" and ("train" in cfg.stages or "select" in cfg.stages and cfg.trajectories.path is None):
-        from limr_exp.training.ppo import ESTIMATORS
-
-        ESTIMATORS.get(p.advantage_estimator)  # the local trainer's registry: one line naming the choices
-    _require(cfg.probe.episodes >= 1, f"probe.episodes={cfg.probe.episodes} must be at least 1")
-    _require(0 < cfg.probe.stable_jaccard <= 1, f"probe.stable_jaccard={cfg.probe.stable_jaccard} must be a share in (0, 1]")
-    _require(cfg.probe.seed not in cfg.probe.sensitivity_seeds, f"probe.sensitivity_seeds={list(cfg.probe.sensitivity_seeds)} "
+    require(p.n_samples_per_prompt >= 1, f"ppo.n_samples_per_prompt={p.n_samples_per_prompt} must be at least 1")
+    require(p.rollout_batch_size >= 1, f"ppo.rollout_batch_size={p.rollout_batch_size} must be at least 1")
+    require(p.num_episodes >= 1, f"ppo.num_episodes={p.num_episodes} must be at least 1")
+    require(p.max_steps is None or p.max_steps >= 1, f"ppo.max_steps={p.max_steps} must be at least 1 (or null: num_episodes passes)")
+    require(cfg.probe.episodes >= 1, f"probe.episodes={cfg.probe.episodes} must be at least 1")
+    require(0 < cfg.probe.stable_jaccard <= 1, f"probe.stable_jaccard={cfg.probe.stable_jaccard} must be a share in (0, 1]")
+    require(cfg.probe.seed not in cfg.probe.sensitivity_seeds, f"probe.sensitivity_seeds={list(cfg.probe.sensitivity_seeds)} "
              f"holds the probe's own seed {cfg.probe.seed}: list only other seeds")
-    _require(cfg.probe.stable_epochs >= 1, f"probe.stable_epochs={cfg.probe.stable_epochs} must be at least 1")
-    _require(0 <= cfg.trajectories.min_match_share <= 1,
+    require(cfg.probe.stable_epochs >= 1, f"probe.stable_epochs={cfg.probe.stable_epochs} must be at least 1")
+    require(0 <= cfg.trajectories.min_match_share <= 1,
              f"trajectories.min_match_share={cfg.trajectories.min_match_share} must be a share between 0 and 1")
-    _require(cfg.reward.timeout_s > 0, f"reward.timeout_s={cfg.reward.timeout_s} must be positive")
-    _require(0 <= cfg.reward.max_error_share <= 1,
+    require(cfg.reward.timeout_s > 0, f"reward.timeout_s={cfg.reward.timeout_s} must be positive")
+    require(0 <= cfg.reward.max_error_share <= 1,
              f"reward.max_error_share={cfg.reward.max_error_share} must be a share between 0 and 1 (e.g. 0.01)")
-    if cfg.trainer.name == "openrlhf":  # the GPU layout must fit the cluster before anything runs
-        from limr_exp.training import placement
-
-        model = str(cfg.model.path) if cfg.model.path is not None else None
-        _require(model is not None, "trainer=openrlhf needs a model checkpoint: set model.path (a folder or hub id) "
-                                    "or model=qwen2.5_math_7b")
-        _require(not model.startswith(("/", ".", "~")) or os.path.isdir(os.path.expanduser(model)),
-                 f"model.path={model} does not exist: point it at a Hugging Face model folder (or a hub id)")
-        _require(not cfg.trainer.ray_address or cfg.trainer.shared_dir,
-                 "trainer.ray_address needs trainer.shared_dir: a folder on storage that every node of the cluster and "
-                 "this machine see (NFS, Lustre), for the prompts, reward records and checkpoints")
-        _require(cfg.trainer.num_nodes <= 1 or cfg.trainer.shared_dir,
-                 f"trainer.num_nodes={cfg.trainer.num_nodes}: the vLLM engines on the other nodes load the reward file and "
-                 "write the reward records, so they must live on storage every node sees: set trainer.shared_dir=/nfs/... "
-                 "(or trainer.num_nodes=1)")
-        _require(cfg.trainer.eval_n_samples >= 1, f"trainer.eval_n_samples={cfg.trainer.eval_n_samples} must be at least 1")
-        _require(cfg.trainer.eval_problems is None or cfg.trainer.eval_problems >= 1,
-                 f"trainer.eval_problems={cfg.trainer.eval_problems} must be at least 1 (or null: every problem)")
-        _require(cfg.trainer.eval_path is None or resolve_path(cfg.trainer.eval_path).exists(),
-                 f"trainer.eval_path={cfg.trainer.eval_path} does not exist" + data_root_hint(cfg, cfg.trainer.eval_path or ""))
-
-        placement.checked_layout(cfg)  # the cluster's GPUs and their memory
-    from limr_exp.evaluation.run import BACKENDS
-
-    BACKENDS.get(cfg.eval.backend)  # one line naming the backends
-    _require(cfg.eval.limit is None or cfg.eval.limit >= 1, f"eval.limit={cfg.eval.limit} must be at least 1 (or null: every problem)")
-    _require(0 < cfg.eval.gpu_memory_utilization <= 1,
+    require(cfg.eval.limit is None or cfg.eval.limit >= 1, f"eval.limit={cfg.eval.limit} must be at least 1 (or null: every problem)")
+    require(0 < cfg.eval.gpu_memory_utilization <= 1,
              f"eval.gpu_memory_utilization={cfg.eval.gpu_memory_utilization} must be a share in (0, 1]")
-    if cfg.eval.backend == "vllm" and cfg.eval.tensor_parallel_size is not None and cfg.model.path:
-        from limr_exp.evaluation.vllm_backend import model_shape, tensor_parallel_size
-
-        tensor_parallel_size(model_shape(str(cfg.model.path)), cfg.eval.tensor_parallel_size, 0)  # one line if it can't divide the heads
-    if cfg.eval.backend == "vllm" and "eval" in cfg.stages:
-        import importlib.util
-
-        _require(importlib.util.find_spec("vllm") is not None,
-                 "eval.backend=vllm needs vLLM, which is not installed: pip install 'limr-exp[vllm]' on a CUDA machine, "
-                 "or use eval.backend=hf")
-    _require(cfg.trainer.device in ("auto", "cpu", "cuda"), f"trainer.device={cfg.trainer.device!r} is unknown: use auto, cpu or cuda")
+    require(cfg.trainer.device in ("auto", "cpu", "cuda"), f"trainer.device={cfg.trainer.device!r} is unknown: use auto, cpu or cuda")

@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from limr_exp.config import theta_value, validate
+from limr_exp.config import theta_value
 from limr_exp.data import ProblemSet, load_problems, require_answers
 from limr_exp.errors import ConfigError, LimrError
 from limr_exp.io import write_json, write_jsonl
+from limr_exp.plugins import validate
 from limr_exp.run_folder import Interrupted, RunFolder, raise_on_signals
 from limr_exp.tracking import RunInfo, Tracker
 

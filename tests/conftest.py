@@ -10,7 +10,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-import limr_exp.config  # noqa: F401  (registers the schema)
+import limr_exp.config
+import limr_exp.plugins  # noqa: F401  (registers the schemas, the plug-ins' included)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"

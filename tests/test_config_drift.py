@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from conftest import CONF_DIR, compose_cfg  # noqa: E402
 
 import limr_exp.config as schema  # noqa: E402
+from limr_exp import plugins  # noqa: E402
 from limr_exp.rewards.settings import RewardSettings  # noqa: E402
 
 GROUP_SCHEMAS = {"dataset": schema.DatasetConfig, "selector": schema.SelectorConfig, "model": schema.ModelConfig,
@@ -71,9 +72,9 @@ def test_no_option_file_repeats_a_schema_default():
     twice = []
     for group, path in _option_files():
         node = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-        extends = [d for d in node.pop("defaults", []) if d != "_self_"]  # e.g. selector=random: [schema/sized@_here_]
+        extends = [d for d in node.pop("defaults", []) if d != "_self_"]  # e.g. selector=random: [schema/random@_here_]
         name = extends[0].removeprefix("schema/").split("@")[0] if extends else None
-        option_schema = schema.OPTION_SCHEMAS[(group, name)] if extends else GROUP_SCHEMAS[group]
+        option_schema = plugins.SCHEMA_GROUPS[group].schemas()[name] if extends else GROUP_SCHEMAS[group]
         assert issubclass(option_schema, GROUP_SCHEMAS[group])
         twice += [f"{path.relative_to(ROOT)}: {k}" for k in _written_twice(option_schema, node, "", strict=False)]
     assert twice == [], "these values are also the dataclass default: keep one definition"
@@ -129,8 +130,8 @@ if __name__ == "__main__":
 def test_keys_that_do_not_apply_to_an_option_are_rejected(overrides):
     from hydra.errors import ConfigCompositionException
 
-    from limr_exp.config import validate
     from limr_exp.errors import ConfigError
+    from limr_exp.plugins import validate
 
     key = overrides[1].lstrip("+").split("=")[0]
     try:

@@ -232,8 +232,8 @@ def test_an_internal_schema_is_no_option(tmp_path):
 
 
 def test_a_fifo_as_the_dataset_is_refused_at_once(tmp_path):
-    from limr_exp.config import validate
     from limr_exp.errors import ConfigError
+    from limr_exp.plugins import validate
 
     fifo = tmp_path / "data.jsonl"
     os.mkfifo(fifo)
@@ -450,8 +450,8 @@ def test_the_selection_is_measured_against_other_probe_seeds(tmp_path):
     assert len(list((tmp_path / "cache" / "probes").glob("*/done"))) == 3
     lines = probe_seed_markdown(pd.DataFrame({"path": [str(tmp_path / "run")]}))
     assert any(line.startswith("| lim | 0.5 | 0, 1, 2 |") for line in lines)
-    from limr_exp.config import validate
     from limr_exp.errors import ConfigError
+    from limr_exp.plugins import validate
 
     with pytest.raises(ConfigError, match="holds the probe's own seed 0"):
         validate(smoke(tmp_path, "probe.sensitivity_seeds=[0,3]"))

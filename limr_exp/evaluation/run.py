@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from limr_exp.config import require
 from limr_exp.data import ProblemSet, load_problem_file, load_problems, require_answers
 from limr_exp.errors import ConfigError, LimrError
 from limr_exp.hashing import config_hash
@@ -55,7 +56,22 @@ def generate_hf(cfg, bundle, prompts: list[str], bench) -> list[str]:
                   max_new_tokens=cfg.eval.max_new_tokens, batch_size=cfg.eval.batch_size, progress=f"eval {bench.name}").texts
 
 
-@BACKENDS.register("vllm")
+def check_vllm(cfg) -> None:
+    """vLLM must be installed when it evaluates, and a fixed tensor-parallel size must divide the heads."""
+    import importlib.util
+
+    e = cfg.eval
+    if e.tensor_parallel_size is not None and cfg.model.path:
+        from limr_exp.evaluation.vllm_backend import model_shape, tensor_parallel_size
+
+        tensor_parallel_size(model_shape(str(cfg.model.path)), e.tensor_parallel_size, 0)  # one line if it can't divide the heads
+    if "eval" in cfg.stages:
+        require(importlib.util.find_spec("vllm") is not None,
+                "eval.backend=vllm needs vLLM, which is not installed: pip install 'limr-exp[vllm]' on a CUDA machine, "
+                "or use eval.backend=hf")
+
+
+@BACKENDS.register("vllm", check=check_vllm)
 def generate_vllm(cfg, bundle, prompts: list[str], bench) -> list[str]:
     """One vLLM engine on the checkpoint folder (limr_exp/evaluation/vllm_backend.py)."""
     import limr_exp.evaluation.vllm_backend as vllm_backend

@@ -4,10 +4,11 @@ and the problem set; they never import torch."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar, Optional
 
 import numpy as np
 
+from limr_exp.config import SelectorConfig, require
 from limr_exp.data.problems import ProblemSet, text_key
 from limr_exp.history import AccuracyCurves
 from limr_exp.registry import Registry
@@ -49,11 +50,26 @@ class SelectionResult:
         return int((~np.isnan(self.scores)).sum())
 
 
+@dataclass
+class SizedSelectorConfig(SelectorConfig):
+    """Selectors that take a size (random, variance, learnability)."""
+
+    size: Optional[int] = None  # random: subset size (default: as many as lim keeps at theta); variance/learnability: top-k
+
+
+def check_size(cfg) -> None:
+    size = cfg.selector.get("size")
+    require(size is None or size >= 1, f"selector.size={size} must be a positive number of prompts (or null)")
+
+
 class Selector:
-    """Turns a reward history into a subset. Subclasses set `name` and implement `select`."""
+    """Turns a reward history into a subset. Subclasses set `name` and implement `select`; one with settings
+    of its own sets `config_schema` (what its YAML extends) and `check_config(cfg)` (its start-up checks)."""
 
     name: ClassVar[str]
     uses_history: ClassVar[bool] = True
+    config_schema: ClassVar[type | None] = None
+    check_config: ClassVar[Callable | None] = None
 
     def __init__(self, cfg: Any):
         self.cfg = cfg
@@ -69,7 +85,7 @@ SELECTORS: Registry[type[Selector]] = Registry("selector", "selector")
 
 
 def register(cls: type[Selector]) -> type[Selector]:
-    return SELECTORS.register(cls.name)(cls)
+    return SELECTORS.register(cls.name, schema=cls.config_schema, check=cls.check_config)(cls)
 
 
 def scores_for_problems(problems: ProblemSet, history_ids: list[str], history_scores: np.ndarray) -> np.ndarray:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
+from limr_exp.config import SelectorConfig, require, require_existing
 from limr_exp.data.problems import text_key
 from limr_exp.errors import ConfigError, DataError
-from limr_exp.selection.base import SelectionContext, SelectionResult, Selector, register, threshold
+from limr_exp.selection.base import SelectionContext, SelectionResult, Selector, SizedSelectorConfig, check_size, register, threshold
 from limr_exp.selection.lim import LIMSelector
 
 
@@ -29,6 +32,8 @@ class RandomSelector(Selector):
     """RAND: `selector.size` prompts drawn with the run's seed; by default as many as LIM keeps at the same theta."""
 
     name = "random"
+    config_schema = SizedSelectorConfig
+    check_config = staticmethod(check_size)
 
     def needs_history(self) -> bool:
         return self.cfg.size is None
@@ -70,12 +75,24 @@ def read_scores_file(path: str | Path) -> tuple[str, list, np.ndarray]:
     return key, frame[key].astype(str).tolist(), scores
 
 
+@dataclass
+class PrecomputedSelectorConfig(SelectorConfig):
+    scores_path: Optional[str] = None  # LIMR's [{prompt, score}] json, or csv/parquet (prompt_id, score)
+
+
 @register
 class PrecomputedSelector(Selector):
     """Scores from a file (e.g. LIMR's published lim_scores.json), selected at score >= theta.
     Text-keyed scores apply to every row with that prompt text."""
 
     name = "precomputed"
+    config_schema = PrecomputedSelectorConfig
+
+    @staticmethod
+    def check_config(cfg) -> None:
+        path = cfg.selector.scores_path
+        require(path is not None, "selector=precomputed needs selector.scores_path=<scores .json|.csv|.parquet>")
+        require_existing(cfg, path, "selector.scores_path", "")
     uses_history = False
 
     def select(self, ctx: SelectionContext) -> SelectionResult:

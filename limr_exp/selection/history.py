@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from limr_exp.selection.base import SelectionContext, SelectionResult, Selector, register, scores_for_problems, threshold, top_k
+from limr_exp.selection.base import (
+    SelectionContext,
+    SelectionResult,
+    Selector,
+    SizedSelectorConfig,
+    check_size,
+    register,
+    scores_for_problems,
+    threshold,
+    top_k,
+)
 
 
 class _CurveStatisticSelector(Selector):
     """Score = a statistic of each prompt's accuracy curve; keep the top `selector.size`, or score >= theta."""
+
+    config_schema = SizedSelectorConfig
+    check_config = staticmethod(check_size)
 
     def statistic(self, acc: np.ndarray) -> np.ndarray:
         raise NotImplementedError

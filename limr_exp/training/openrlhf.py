@@ -111,7 +111,7 @@ def build_command(cfg, prompts_path: Path, input_key: str, chat: bool, reward_pa
     from limr_exp.training import memory, placement
 
     p, t, m = cfg.ppo, cfg.trainer, cfg.model
-    model = str(m.path)  # validated at start (config.validate)
+    model = str(m.path)  # checked at start (engines/openrlhf.py)
     layout, estimate = placement.checked_layout(cfg)
     log.info("openrlhf: %s", memory.summary(estimate))
     argv = [
@@ -243,7 +243,7 @@ def train_openrlhf(cfg, problems, out: Path, tracker=None, *, num_episodes=None,
     """Write the prompt, eval and reward files, launch OpenRLHF (locally, or `ray job submit` to
     `trainer.ray_address` with everything under `trainer.shared_dir`), and read back the history."""
     from limr_exp.history import import_reward_records
-    from limr_exp.training.base import TrainResult
+    from limr_exp.training.base import TrainResult, engine_work_dir
 
     out = Path(out)
     t = cfg.trainer
@@ -253,7 +253,7 @@ def train_openrlhf(cfg, problems, out: Path, tracker=None, *, num_episodes=None,
         cfg = OmegaConf.merge(cfg, {"ppo": {"num_episodes": num_episodes}})
     if not t.dry_run:
         _require_openrlhf()
-    work = _work_dir(cfg, out)
+    work = engine_work_dir(cfg, out)
     prompts = work / "prompts.jsonl"
     input_key, chat = write_prompts(problems, cfg.model, prompts)
     eval_path = write_eval_prompts(cfg, work / "eval_prompts.jsonl") if t.eval_steps > 0 else None
@@ -291,23 +291,3 @@ def train_openrlhf(cfg, problems, out: Path, tracker=None, *, num_episodes=None,
                         "samples: on a cluster, trainer.shared_dir must be storage every node writes to")
     write_table(history, out / "trajectories.parquet")
     return TrainResult(history, work / "checkpoint", {})
-
-
-def _work_dir(cfg, out: Path) -> Path:
-    """Where OpenRLHF reads its inputs and writes records and checkpoints: the run folder, or for a cluster
-    job or a run over several nodes `trainer.shared_dir/<run folder name>`, which every node and this
-    machine must see."""
-    t = cfg.trainer
-    if not t.ray_address and t.num_nodes <= 1:
-        out.mkdir(parents=True, exist_ok=True)
-        return out
-    work = Path(t.shared_dir).expanduser() / Path(cfg.output_dir).name
-    try:
-        work.mkdir(parents=True, exist_ok=True)
-        probe = work / ".limr-write-check"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as e:
-        raise ConfigError(f"trainer.shared_dir={t.shared_dir} is not writable here ({e.strerror}): it must be shared "
-                          "storage mounted on this machine and every node") from None
-    return work
