@@ -68,13 +68,11 @@ def write_dataset(path: Path, prompts: list[str], ids: list[str] | None = None) 
     return path
 
 
-def released_source(package: str, version: str, member: str) -> str:
-    """The text of `member` (a path ending) inside the released wheel `package==version`: the wheel is
-    fetched once with `pip download` (cached under outputs/cache/wheels) and read, never installed.
-    Engine contracts are tested against this code, not against our restatement of it."""
+def released_wheel(package: str, version: str) -> Path:
+    """The released wheel `package==version`, fetched once with `pip download` (cached under
+    outputs/cache/wheels) to be read, never installed; the test is skipped where it cannot be fetched."""
     import subprocess
     import sys
-    import zipfile
 
     cache = ROOT / "outputs" / "cache" / "wheels"
     cache.mkdir(parents=True, exist_ok=True)
@@ -86,9 +84,30 @@ def released_source(package: str, version: str, member: str) -> str:
         wheels = list(cache.glob(pattern))
         if not wheels:
             pytest.skip(f"cannot download {package}=={version}: {r.stderr.strip()[-200:]}")
-    with zipfile.ZipFile(wheels[0]) as z:
+    return wheels[0]
+
+
+def released_source(package: str, version: str, member: str) -> str:
+    """The text of `member` (a path ending) inside the released wheel `package==version`. Engine contracts
+    are tested against this code, not against our restatement of it."""
+    import zipfile
+
+    with zipfile.ZipFile(released_wheel(package, version)) as z:
         name = next(n for n in z.namelist() if n.endswith(member))
         return z.read(name).decode()
+
+
+def released_folder(package: str, version: str, folder: str, dest: Path) -> Path:
+    """The files under `folder` (e.g. verl/trainer/config/) of the released wheel, extracted into `dest`."""
+    import zipfile
+
+    with zipfile.ZipFile(released_wheel(package, version)) as z:
+        for name in z.namelist():
+            if name.startswith(folder) and not name.endswith("/"):
+                target = dest / name[len(folder):]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(z.read(name))
+    return dest
 
 
 def to_yaml(cfg) -> str:
