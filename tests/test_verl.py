@@ -122,6 +122,21 @@ def holds(annotation: str | None, default, value) -> bool:
     return type(default) is type(value)
 
 
+def composed_by_verl(tmp_path: Path, work: Path):
+    """(verl's ppo_trainer alone, the run's verl_config.yaml) composed by Hydra against the wheel's config
+    folder, as main_ppo composes them (`--config-dir <work> --config-name verl_config`), interpolations resolved."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    conf = released_folder("verl", VERL, "verl/trainer/config/", tmp_path / "verl_config")
+    (conf / "limr_run.yaml").write_text((work / "verl_config.yaml").read_text())
+    with initialize_config_dir(config_dir=str(conf), version_base=None):
+        base = compose(config_name="ppo_trainer")
+        ours = compose(config_name="limr_run")
+    OmegaConf.resolve(ours)
+    return base, ours
+
+
 def leaves(node, prefix=""):
     if isinstance(node, dict):
         for k, v in node.items():
@@ -135,16 +150,10 @@ def test_the_config_composes_onto_verls_own_ppo_trainer_with_verls_keys_and_type
     """verl_config.yaml (`defaults: [ppo_trainer, _self_]`) composed with Hydra as verl's main_ppo composes it,
     against the wheel's config folder: every key we set is one of ppo_trainer's, of the type its default has,
     and reaches the composed config unchanged; the interpolations of verl's config still resolve."""
-    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
     work = dry_run(tmp_path, preset=preset)
-    conf = released_folder("verl", VERL, "verl/trainer/config/", tmp_path / "verl_config")
-    (conf / "limr_run.yaml").write_text((work / "verl_config.yaml").read_text())  # main_ppo: --config-dir <train>
-    with initialize_config_dir(config_dir=str(conf), version_base=None):
-        base = compose(config_name="ppo_trainer")
-        ours = compose(config_name="limr_run")
-    OmegaConf.resolve(ours)
+    base, ours = composed_by_verl(tmp_path, work)
     base_leaves = dict(leaves(OmegaConf.to_container(base, resolve=False)))
     settings = OmegaConf.to_container(OmegaConf.load(work / "verl_config.yaml"))
     settings.pop("defaults"), settings.pop("hydra")
@@ -295,10 +304,10 @@ class ByteTokenizer:
 
 
 def released_reward_manager():
-    """verl 0.9.1's NaiveRewardManager (experimental/reward_loop/reward_manager/naive.py) on its base class
-    (base.py) and get_custom_reward_fn + load_extern_object (trainer/ppo/reward.py, utils/import_utils.py),
-    all from the wheel; only the imports of the verl package itself (DataProto, the registry, the event loop)
-    are stubbed."""
+    """verl 0.9.1's load_reward_manager (trainer/ppo/reward.py: get_custom_reward_fn, load_extern_object of
+    utils/import_utils.py), as its reward loop calls it, with its NaiveRewardManager on its base class
+    (experimental/reward_loop/reward_manager/naive.py, base.py), all from the wheel; only the imports of the
+    verl package itself (DataProto, the registry lookup, the event loop) are stand-ins."""
     stubs = {"verl": types.ModuleType("verl"), "verl.utils": types.ModuleType("verl.utils"),
              "verl.utils.ray_utils": types.ModuleType("verl.utils.ray_utils"),
              "verl.utils.reward_score": types.ModuleType("verl.utils.reward_score"),
@@ -327,23 +336,24 @@ def released_reward_manager():
         module(base, "verl/experimental/reward_loop/reward_manager/base.py")
         naive = module("verl_naive", "verl/experimental/reward_loop/reward_manager/naive.py")
         reward = module("verl_reward", "verl/trainer/ppo/reward.py")
-    return naive.NaiveRewardManager, reward.get_custom_reward_fn, stubs
+    stubs["verl.experimental.reward_loop.reward_manager"].get_reward_manager_cls = {"naive": naive.NaiveRewardManager}.get
+    return reward.load_reward_manager, stubs
 
 
 def test_verls_reward_manager_loads_our_reward_file_and_gets_limrs_rewards(tmp_path):
-    """The reward file of a dry run, loaded by verl's get_custom_reward_fn from the config we wrote, called by
+    """The reward file of a dry run, loaded by verl's load_reward_manager from the config we wrote, called by
     verl's NaiveRewardManager.run_single on samples as its rollout hands them over (response tokens padded,
     end token dropped by the decode): LIMR's 1 / -0.5 / -1, a missing reference never paid, eval samples 1 / 0."""
     import torch
     from omegaconf import OmegaConf
 
     work = dry_run(tmp_path)
-    config = OmegaConf.load(work / "verl_config.yaml")
-    manager_cls, get_custom_reward_fn, stubs = released_reward_manager()
-    with modules_in_place(stubs):
-        compute_score = get_custom_reward_fn(config)
+    _, config = composed_by_verl(tmp_path, work)
+    load_reward_manager, stubs = released_reward_manager()
     tok = ByteTokenizer()
-    manager = manager_cls(config, tok, compute_score)
+    with modules_in_place(stubs):
+        manager = load_reward_manager(config, tok, reward_router_address=None, reward_model_tokenizer=None)
+    assert type(manager).__name__ == "NaiveRewardManager"
     import pyarrow.parquet as pq
 
     from limr_exp.data import ProblemSet
