@@ -24,6 +24,7 @@ from limr_exp.config import theta_value
 from limr_exp.data import ProblemSet, load_problems, require_answers
 from limr_exp.errors import ConfigError, LimrError
 from limr_exp.io import write_json, write_jsonl
+from limr_exp.layout import RunLayout
 from limr_exp.plugins import validate
 from limr_exp.run_folder import Interrupted, RunFolder, raise_on_signals
 from limr_exp.tracking import RunInfo, Tracker
@@ -80,8 +81,8 @@ def select_stage(cfg: DictConfig, problems: ProblemSet, out: Path, tracker: Trac
         raise ConfigError(f"selector.size={size} is more than the dataset's {len(problems)} prompts: "
                           f"pick at most {len(problems)} (or selector=full)")
     selector = SELECTORS.get(cfg.selector.name)(cfg.selector)
-    sel_dir = out / "selection"
-    (sel_dir / "selected.jsonl").unlink(missing_ok=True)  # never leave a stale subset next to new scores
+    run = RunLayout(out)
+    run.selected.unlink(missing_ok=True)  # never leave a stale subset next to new scores
     history = None
     if selector.needs_history():
         t = time.perf_counter()
@@ -92,27 +93,27 @@ def select_stage(cfg: DictConfig, problems: ProblemSet, out: Path, tracker: Trac
     if history is not None:
         report_curves(ctx.curves, theta, tracker)
     result = selector.select(ctx)
-    write_scores_table(sel_dir / "scores.parquet", result.ids, result.scores, result.selected)
+    write_scores_table(run.scores, result.ids, result.scores, result.selected)
     if history is not None and result.curve_scores is not None:
         c = ctx.curves
-        plots.lim_trajectories(c.acc, c.scored, c.mean, result.curve_scores, theta, out / "plots" / "lim_trajectories.png",
+        plots.lim_trajectories(c.acc, c.scored, c.mean, result.curve_scores, theta, run.plot("lim_trajectories"),
                                seed=cfg.seed)
     if history is not None and ctx.curves.scored.any():
-        plots.curve_groups(ctx.curves.acc[ctx.curves.scored], out / "plots" / "curve_groups.png")
+        plots.curve_groups(ctx.curves.acc[ctx.curves.scored], run.plot("curve_groups"))
     if result.n_scored:
-        plots.score_histogram(result.scores, theta, cfg.selector.name, out / "plots" / "score_histogram.png")
+        plots.score_histogram(result.scores, theta, cfg.selector.name, run.plot("score_histogram"))
     del history, ctx
     if result.curve_scores is not None and cfg.trajectories.path is None and cfg.probe.sensitivity_seeds:
         from limr_exp.training.probe import seed_sensitivity
 
         chosen = set(np.asarray(result.ids)[result.selected].tolist())
-        write_json(sel_dir / "probe_seeds.json", seed_sensitivity(cfg, problems, chosen, tracker))
-    write_jsonl(sel_dir / "selected.jsonl", (row for row, keep in zip(problems.rows, result.selected) if keep))
-    tracker.log_artifact(sel_dir / "selected.jsonl", "dataset")
+        write_json(run.probe_seeds, seed_sensitivity(cfg, problems, chosen, tracker))
+    write_jsonl(run.selected, (row for row, keep in zip(problems.rows, result.selected) if keep))
+    tracker.log_artifact(run.selected, "dataset")
     tracker.log_table("selection/scores", [{"prompt_id": i, "score": None if np.isnan(sc) else float(sc), "selected": bool(k)}
                                            for i, sc, k in zip(result.ids, result.scores, result.selected)],
-                      full=sel_dir / "scores.parquet")
-    for png in sorted((out / "plots").glob("*.png")):
+                      full=run.scores)
+    for png in sorted(run.plots.glob("*.png")):
         tracker.log_artifact(png, "plots")
     n, n_sel = len(problems), result.n_selected
     log.info("selection: %s theta=%g: scored %d of %d prompts, selected %d (%.1f%%)",
@@ -127,7 +128,7 @@ def previous_selection(out: Path, problems: ProblemSet) -> ProblemSet:
     """Without the select stage, train on this run folder's earlier selection, else on the full set."""
     from limr_exp.io import read_jsonl
 
-    path = out / "selection" / "selected.jsonl"
+    path = RunLayout(out).selected
     if not path.exists():
         log.info("train: no selection/selected.jsonl in the run folder: training on all %d prompts", len(problems))
         return problems
@@ -136,20 +137,23 @@ def previous_selection(out: Path, problems: ProblemSet) -> ProblemSet:
 
 
 def train_stage(cfg: DictConfig, subset: ProblemSet, out: Path, tracker: Tracker, n_dataset: int | None = None):
+    from limr_exp.evaluation.run import uses_loaded_model
     from limr_exp.training import TrainRequest, run_trainer
+    from limr_exp.training.base import trains_in_process
 
     if len(subset) == 0:
         raise ConfigError("the selection is empty: nothing to train on (lower theta, or pick another selector)")
     subset = require_answers(subset, "dataset", False)  # every problem trained on needs a reference answer
     p = cfg.ppo
-    budget = f"{p.max_steps} rollout steps" if p.max_steps is not None and cfg.trainer.name == "local" else f"{p.num_episodes} episodes"
+    in_process = trains_in_process(cfg)
+    budget = f"{p.max_steps} rollout steps" if p.max_steps is not None and in_process else f"{p.num_episodes} episodes"
     log.info("train: %s on %d prompts for %s", cfg.trainer.name, len(subset), budget)
     on_step = None
-    if cfg.trainer.name == "local" and cfg.trainer.eval_steps > 0 and "eval" in cfg.stages and cfg.eval.backend == "hf":
+    if in_process and cfg.trainer.eval_steps > 0 and "eval" in cfg.stages and uses_loaded_model(cfg):
         from limr_exp.evaluation import evaluation_during_training
 
-        on_step = evaluation_during_training(cfg, out / "eval")
-    request = TrainRequest.for_training(cfg, subset, out / "train", on_step=on_step, subset_of=n_dataset)
+        on_step = evaluation_during_training(cfg, RunLayout(out).eval)
+    request = TrainRequest.for_training(cfg, subset, RunLayout(out).train.root, on_step=on_step, subset_of=n_dataset)
     return run_trainer(cfg, request, tracker)
 
 
@@ -158,11 +162,11 @@ def trained_steps(out: Path) -> int | None:
     of train/trajectories.parquet (OpenRLHF); None when nothing was trained here."""
     from limr_exp.io import read_jsonl
 
-    path = out / "train" / "steps.jsonl"
+    path = RunLayout(out).train.steps
     if path.exists():
         steps = [r["step"] for r in read_jsonl(path) if isinstance(r.get("step"), int)]
         return max(steps) if steps else None
-    table = out / "train" / "trajectories.parquet"
+    table = RunLayout(out).train.trajectories
     if table.exists():
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
@@ -174,18 +178,20 @@ def trained_steps(out: Path) -> int | None:
 
 def eval_stage(cfg: DictConfig, checkpoint: Path | None, out: Path, tracker: Tracker) -> tuple[dict, dict | None]:
     from limr_exp.evaluation import evaluate, evaluate_base
+    from limr_exp.evaluation.run import uses_loaded_model
     from limr_exp.models import load_policy, resolve_device
 
-    (out / "eval").mkdir(parents=True, exist_ok=True)
-    base = evaluate_base(cfg, out / "eval", tracker) if cfg.eval.evaluate_base else None
+    run = RunLayout(out)
+    run.eval.mkdir(parents=True, exist_ok=True)
+    base = evaluate_base(cfg, run.eval, tracker) if cfg.eval.evaluate_base else None
     if checkpoint is None:
-        checkpoint = out / "train" / "checkpoint"
+        checkpoint = run.train.checkpoint
         if not (checkpoint / "config.json").exists():
             log.info("eval: no trained checkpoint in this run folder: evaluating the base model")
             checkpoint = None
     bundle = load_policy(cfg.model, cfg.cache_dir, resolve_device(cfg.trainer.device), path=str(checkpoint) if checkpoint else None,
-                         with_model=cfg.eval.backend == "hf")
-    return evaluate(cfg, bundle, out / "eval", tracker, step=trained_steps(out) if checkpoint else None), base
+                         with_model=uses_loaded_model(cfg))
+    return evaluate(cfg, bundle, run.eval, tracker, step=trained_steps(out) if checkpoint else None), base
 
 
 def summary_table(summary: dict) -> str:
@@ -318,9 +324,9 @@ def run_stages(cfg: DictConfig, problems: ProblemSet, out: Path, tracker: Tracke
         t = time.perf_counter()
         summary["metrics"], summary["base_metrics"] = eval_stage(cfg, checkpoint, out, tracker)
         summary["timings"]["eval"] = time.perf_counter() - t
-        tracker.log_artifact(out / "eval" / "metrics.json", "eval")
+        tracker.log_artifact(RunLayout(out).metrics, "eval")
     if {"train", "eval"} & set(cfg.stages) and plot_run_curves(out, str(cfg.run_name)):
-        tracker.log_artifact(out / "plots" / "training_curves.png", "plots")
+        tracker.log_artifact(RunLayout(out).plot("training_curves"), "plots")
     summary["timings"] = with_model_build(cfg, summary["timings"], started)
     tracker.log({f"time/{k}": v for k, v in summary["timings"].items()})
 
@@ -345,7 +351,7 @@ def plot_run_curves(out: Path, name: str) -> bool:
     from limr_exp.report import evaluation_curve, training_steps
 
     steps = training_steps(out)
-    return plots.run_curves(steps, evaluation_curve(out, steps), out / "plots" / "training_curves.png", name)
+    return plots.run_curves(steps, evaluation_curve(out, steps), RunLayout(out).plot("training_curves"), name)
 
 
 def cli_run(cfg: DictConfig) -> None:

@@ -24,6 +24,7 @@ import pandas as pd
 
 from limr_exp.budget import budget_markdown, plot_budget_curves, read_budget
 from limr_exp.io import atomic_path, write_text
+from limr_exp.layout import RunLayout
 from limr_exp.plots import MARKERS
 from limr_exp.run_folder import read_status
 
@@ -54,7 +55,8 @@ def training_steps(job: Path) -> list[dict]:
     """Per-step training metrics: the local trainer's `train/steps.jsonl`, else the jsonl logger's rows."""
     from limr_exp.io import read_jsonl
 
-    for path in (job / "train" / "steps.jsonl", job / "metrics.jsonl"):
+    run = RunLayout(job)
+    for path in (run.train.steps, run.tracker_rows):
         if path.exists():
             return [r for r in read_jsonl(path) if r.get("step") is not None and any(k.startswith("train/") for k in r)]
     return []
@@ -78,7 +80,7 @@ def evaluation_curve(job: Path, steps: list[dict] | None = None) -> list[tuple[i
     """[(step, {benchmark: accuracy})]: the base model at step 0, evaluations during training, the final one."""
     steps = training_steps(job) if steps is None else steps
     points = []
-    base, final = job / "eval" / "base_metrics.json", job / "eval" / "metrics.json"
+    base, final = RunLayout(job).base_metrics, RunLayout(job).metrics
     if base.exists():
         points.append((0, benchmark_accuracies(base)))
     for row in steps:
@@ -106,12 +108,11 @@ def job_row(job: Path) -> dict:
         status = {"status": "failed", "error": "no status.json"}
     row["status"] = status.get("status", "failed")
     row["error"] = status.get("error")
-    scores = job / "selection" / "scores.parquet"
+    scores = RunLayout(job).scores
     if scores.exists():
         s = pd.read_parquet(scores)
         row["n_prompts"], row["n_scored"], row["n_selected"] = len(s), int(s["score"].notna().sum()), int(s["selected"].sum())
-    for name, prefix in (("metrics.json", "eval"), ("base_metrics.json", "eval_base")):
-        path = job / "eval" / name
+    for path, prefix in ((RunLayout(job).metrics, "eval"), (RunLayout(job).base_metrics, "eval_base")):
         if path.exists():
             m = json.loads(path.read_text())
             for bench, r in m.get("benchmarks", {}).items():
@@ -408,7 +409,7 @@ def copy_run_figures(frame: pd.DataFrame, plots: Path, per_theta: bool) -> list[
         if theta in seen:
             continue
         for name in ("lim_trajectories", "curve_groups"):
-            source = Path(row["path"]) / "plots" / f"{name}.png"
+            source = RunLayout(row["path"]).plot(name)
             if source.exists():
                 target = f"{name}_theta{theta:g}.png" if theta is not None and not pd.isna(theta) else f"{name}.png"
                 if target in made:
@@ -434,7 +435,7 @@ def arm_curves(frame: pd.DataFrame) -> tuple[str | None, dict[str, list[list[tup
         curve = evaluation_curve(job)
         bench = bench or next((b for _, accs in curve for b in accs), None)
         curves.setdefault(row["arm"], []).append([(s, accs[bench]) for s, accs in curve if bench in accs])
-        final = job / "eval" / "metrics.json"
+        final = RunLayout(job).metrics
         if n_samples is None and bench and final.exists():
             n_samples = json.loads(final.read_text())["benchmarks"].get(bench, {}).get("n_samples")
     return bench, curves, n_samples
@@ -444,7 +445,7 @@ def probe_seed_markdown(frame: pd.DataFrame) -> list[str]:
     """The jobs' `selection/probe_seeds.json` (probe.sensitivity_seeds), one line per selector and θ."""
     records = {}
     for path in frame.get("path", []):
-        file = Path(path) / "selection" / "probe_seeds.json"
+        file = RunLayout(path).probe_seeds
         if file.exists():
             r = json.loads(file.read_text())
             records.setdefault((r["selector"], r["theta"]), r)

@@ -19,6 +19,7 @@ from limr_exp.data import ProblemSet, load_problem_file, load_problems, require_
 from limr_exp.errors import ConfigError, LimrError
 from limr_exp.hashing import config_hash
 from limr_exp.io import write_json, write_jsonl
+from limr_exp.layout import BASE_METRICS_FILE, METRICS_FILE
 from limr_exp.registry import Registry
 from limr_exp.rewards import RewardSettings, judge_batch, too_many_errors
 
@@ -54,6 +55,15 @@ def generate_hf(cfg, bundle, prompts: list[str], bench) -> list[str]:
 
     return sample(bundle.model, bundle.tokenizer, prompts, bench.n_samples, temperature=bench.temperature, top_p=bench.top_p,
                   max_new_tokens=cfg.eval.max_new_tokens, batch_size=cfg.eval.batch_size, progress=f"eval {bench.name}").texts
+
+
+generate_hf.uses_loaded_model = True  # generates with the policy loaded in this process (the others load the folder)
+
+
+def uses_loaded_model(cfg) -> bool:
+    """Whether the evaluation backend generates with the model loaded in this process (HF generate), so that
+    the policy must be loaded with its weights and can be evaluated while it trains."""
+    return bool(getattr(BACKENDS.get(cfg.eval.backend), "uses_loaded_model", False))
 
 
 def check_vllm(cfg) -> None:
@@ -135,7 +145,7 @@ def evaluate(cfg, bundle, out: Path, tracker=None, prefix: str = "eval", step: i
         groups = "".join(f", {g} {100 * r['acc']:.1f}%" for g, r in results[bench.name].get("groups", {}).items())
         log.info("%s/%s: accuracy %.1f%% over %d samples%s", prefix, bench.name, 100 * acc, len(judgements), groups)
     metrics = {"benchmarks": results, "avg": float(np.mean([r["acc"] for r in results.values()])) if results else 0.0}
-    write_json(out / "metrics.json", metrics)
+    write_json(Path(out) / METRICS_FILE, metrics)
     if tracker is not None:
         tracker.log(flat_metrics(metrics, prefix), step)
     return metrics
@@ -168,12 +178,12 @@ def evaluate_base(cfg, out: Path, tracker=None) -> dict:
 
     key = config_hash(*model_identity(cfg.model), cfg.eval, cfg.reward, cfg.dataset, cfg.seed)
     folder = Path(cfg.cache_dir) / "base_eval" / key
-    if not (folder / "metrics.json").exists():
+    if not (folder / METRICS_FILE).exists():
         device = resolve_device(cfg.trainer.device)
-        bundle = load_policy(cfg.model, cfg.cache_dir, device, with_model=cfg.eval.backend == "hf")
+        bundle = load_policy(cfg.model, cfg.cache_dir, device, with_model=uses_loaded_model(cfg))
         evaluate(cfg, bundle, folder, None, prefix="eval_base")
-    metrics = json.loads((folder / "metrics.json").read_text())
-    shutil.copyfile(folder / "metrics.json", Path(out) / "base_metrics.json")
+    metrics = json.loads((folder / METRICS_FILE).read_text())
+    shutil.copyfile(folder / METRICS_FILE, Path(out) / BASE_METRICS_FILE)
     if tracker is not None:
         tracker.log(flat_metrics(metrics, "eval_base"))
     return metrics

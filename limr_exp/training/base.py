@@ -25,6 +25,13 @@ from limr_exp.registry import Registry
 TRAINERS: Registry = Registry("trainer", "trainer")  # name -> fn(cfg, request, tracker) -> TrainResult
 
 
+def trains_in_process(cfg) -> bool:
+    """Whether the chosen engine trains in this process (the local trainer: it honours ppo.max_steps and calls
+    the request's on_step and after_epoch hooks) rather than launching an external engine, which trains whole
+    passes and evaluates itself. An engine says so with `fn.in_process = True`."""
+    return bool(getattr(TRAINERS.get(cfg.trainer.name), "in_process", False))
+
+
 @dataclass(frozen=True)
 class TrainRequest:
     problems: ProblemSet

@@ -32,6 +32,7 @@ from pathlib import Path
 from limr_exp.errors import ConfigError, LimrError
 from limr_exp.history import History, write_table
 from limr_exp.io import write_json, write_jsonl, write_text
+from limr_exp.layout import TrainerFiles
 from limr_exp.models.loading import chat_messages
 from limr_exp.training.openrlhf_reward import ABORT_FILE, SETTINGS_FILE
 
@@ -289,5 +290,5 @@ def train_openrlhf(cfg, problems, out: Path, tracker=None, *, num_episodes=None,
     if history.num_rows < expected:
         raise LimrError(f"OpenRLHF finished but the reward records in {records} hold {history.num_rows} of its {expected} "
                         "samples: on a cluster, trainer.shared_dir must be storage every node writes to")
-    write_table(history, out / "trajectories.parquet")
+    write_table(history, TrainerFiles(out).trajectories)
     return TrainResult(history, work / "checkpoint", {})

@@ -38,6 +38,7 @@ from limr_exp.errors import ConfigError, DataError, LimrError
 from limr_exp.generation import position_ids, sample
 from limr_exp.history import History, read_table, write_table
 from limr_exp.io import give_files_the_usual_mode, read_jsonl, write_json, write_jsonl
+from limr_exp.layout import TrainerFiles
 from limr_exp.progress import Progress
 from limr_exp.registry import Registry
 from limr_exp.rewards import RewardSettings, judge_batch, too_many_errors, warm_up
@@ -246,7 +247,7 @@ class LocalPPOTrainer:
     # -- checkpoints
     @property
     def checkpoint_dir(self) -> Path:
-        return self.out / "checkpoint"
+        return TrainerFiles(self.out).checkpoint
 
     def _save(self, bundle, critic, opt_actor, opt_critic, history: History, steps: list[dict], state: dict) -> None:
         """Write the whole resume point into a temp folder, then swap it in (never half a checkpoint)."""
@@ -261,8 +262,8 @@ class LocalPPOTrainer:
                     "opt_critic": opt_critic.state_dict() if opt_critic is not None else None,
                     "rng": {"torch": torch.get_rng_state()}},  # tensors and numbers only: loaded with weights_only=True
                    tmp / "trainer_state.pt")
-        write_table(history, tmp / "trajectories.parquet")
-        write_jsonl(tmp / "steps.jsonl", steps)
+        write_table(history, TrainerFiles(tmp).trajectories)  # the checkpoint holds the history it was trained with
+        write_jsonl(TrainerFiles(tmp).steps, steps)
         write_json(tmp / "state.json", state)
         old = self.out / "checkpoint.old"
         shutil.rmtree(old, ignore_errors=True)
@@ -270,8 +271,8 @@ class LocalPPOTrainer:
             self.checkpoint_dir.rename(old)
         tmp.rename(self.checkpoint_dir)
         shutil.rmtree(old, ignore_errors=True)
-        write_table(history, self.out / "trajectories.parquet")
-        write_jsonl(self.out / "steps.jsonl", steps)
+        write_table(history, TrainerFiles(self.out).trajectories)
+        write_jsonl(TrainerFiles(self.out).steps, steps)
 
     def _load_state(self) -> dict | None:
         state_file = self.checkpoint_dir / "state.json"
@@ -444,8 +445,8 @@ class LocalPPOTrainer:
             if critic is not None and saved["critic"] is not None:
                 critic.load_state_dict(saved["critic"])
                 opt_critic.load_state_dict(saved["opt_critic"])
-            history = read_table(self.checkpoint_dir / "trajectories.parquet")
-            steps_file = self.checkpoint_dir / "steps.jsonl"
+            history = read_table(TrainerFiles(self.checkpoint_dir).trajectories)
+            steps_file = TrainerFiles(self.checkpoint_dir).steps
             steps = list(read_jsonl(steps_file)) if steps_file.exists() else []
         except (OSError, RuntimeError, ValueError, KeyError) as e:
             raise DataError(f"the checkpoint {self.checkpoint_dir} is corrupt ({type(e).__name__}): delete that folder to start "

@@ -15,6 +15,7 @@ from pathlib import Path
 from limr_exp.errors import DataError
 from limr_exp.hashing import config_hash
 from limr_exp.history import History, read_table
+from limr_exp.layout import TrainerFiles
 
 log = logging.getLogger("limr_exp")
 
@@ -66,7 +67,7 @@ def probe_history(cfg, problems, tracker=None) -> History:
         if done.exists():
             log.info("probe: reusing the cached probe run %s", folder)
             try:
-                return read_table(folder / "trajectories.parquet")
+                return read_table(TrainerFiles(folder).trajectories)
             except DataError:
                 raise DataError(f"the cached probe run {folder} is corrupt: delete that folder (it is safe: the next run "
                                 "trains the probe again)") from None

@@ -23,3 +23,6 @@ def train_local(cfg, request: TrainRequest, tracker=None) -> TrainResult:
     trainer = LocalPPOTrainer(cfg, request, tracker, device=device)
     bundle = load_policy(cfg.model, cfg.cache_dir, device)
     return trainer.fit(bundle)
+
+
+train_local.in_process = True  # honours ppo.max_steps, calls on_step / after_epoch (training/base.py)

@@ -315,6 +315,7 @@ def train_verl(cfg, request: TrainRequest, tracker=None) -> TrainResult:
     request's passes and evaluates with `trainer.test_freq` itself; it cannot stop between epochs."""
     from limr_exp.history import History, write_table
     from limr_exp.io import write_json
+    from limr_exp.layout import TrainerFiles
 
     out, t, p = Path(request.out), cfg.trainer, cfg.ppo
     n_prompts = len(request.problems)
@@ -347,7 +348,7 @@ def train_verl(cfg, request: TrainRequest, tracker=None) -> TrainResult:
                         "samples: on several nodes, trainer.shared_dir must be storage every node writes to")
     if work != out:
         shutil.copytree(work / "rollouts", out / "rollouts", dirs_exist_ok=True)
-    write_table(history, out / "trajectories.parquet")
+    write_table(history, TrainerFiles(out).trajectories)
     return TrainResult(history, hf_checkpoint(work / "checkpoints"), {})
 
 
