@@ -130,3 +130,18 @@ def test_every_pluggable_kind_has_one_registry_that_names_its_choices(tmp_path):
     assert {"lim", "linear", "random", "full", "precomputed", "variance", "learnability"} <= set(SELECTORS.names())
     with pytest.raises(ConfigError, match="unknown logger 'bogus'"):
         Tracker({"bogus": {}}, tmp_path)
+
+
+@pytest.mark.parametrize("group", ["selector", "trainer"])
+def test_every_plugin_is_one_module_and_one_yaml(group):
+    """A plug-in is its module (registered, with its schema and checks) plus conf/<group>/<name>.yaml: every
+    registered name has its YAML, every YAML a registered plug-in, and a YAML that extends a schema extends
+    the one its plug-in registered."""
+    from limr_exp.plugins import SCHEMA_GROUPS
+
+    registry = SCHEMA_GROUPS[group]
+    files = {p.stem: OmegaConf.to_container(OmegaConf.load(p)) for p in (CONF_DIR / group).glob("*.yaml")}
+    assert set(files) == set(registry.names())
+    for name, node in files.items():
+        extends = [d for d in node.get("defaults", []) if d != "_self_"]
+        assert extends == ([f"schema/{name}@_here_"] if name in registry.schemas() else []), name

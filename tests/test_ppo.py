@@ -127,26 +127,18 @@ def test_ppo_diagnostics_are_the_textbook_quantities():
     assert explained_variance(torch.full_like(returns, 2.0), returns, mask) == pytest.approx(0.0)
 
 
-def test_resume_after_interruption_has_no_duplicate_rows(tmp_path, learnable_cache, monkeypatch):
-    from limr_exp.training import ppo
-
+def test_resume_after_interruption_has_no_duplicate_rows(tmp_path, learnable_cache):
     cfg = compose_cfg(LEARNABLE + ["ppo.num_episodes=2", f"cache_dir={learnable_cache}"])
     problems = load_problems(cfg.dataset)
-    calls = {"n": 0}
-    original = ppo.LocalPPOTrainer._update
-
-    def crash_on_third(self, *args):
-        calls["n"] += 1
-        if calls["n"] == 3:
+    def killed_at_step_3(step, model, last):  # the request's per-step hook, called before the step is saved
+        if step == 3:
             raise KeyboardInterrupt  # the run is killed mid-way
-        return original(self, *args)
+        return {}
 
-    monkeypatch.setattr(ppo.LocalPPOTrainer, "_update", crash_on_third)
     with pytest.raises(KeyboardInterrupt):
-        train(cfg, problems, tmp_path / "train")
+        train(cfg, problems, tmp_path / "train", on_step=killed_at_step_3)
     state = json.loads((tmp_path / "train" / "checkpoint" / "state.json").read_text())
     assert state["global_step"] == 2 and not state["done"]
-    monkeypatch.setattr(ppo.LocalPPOTrainer, "_update", original)
     h = train(cfg, problems, tmp_path / "train").history
     assert h.num_rows == 2 * 24 * 8  # 2 episodes x 24 prompts x 8 samples, none twice
     keys = list(zip(h.codes.tolist(), h.step.tolist()))
