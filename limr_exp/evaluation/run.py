@@ -26,6 +26,15 @@ from limr_exp.rewards import RewardSettings, judge_batch, too_many_errors
 log = logging.getLogger("limr_exp")
 
 
+def benchmark_file(bench) -> ProblemSet:
+    """The problems of a benchmark's file (`bench.path`), each with its reference answer (rows without one are
+    dropped with `drop_unanswered`, else one line naming them)."""
+    key = f"eval.benchmarks[{bench.name}]"
+    problems = load_problem_file(bench.path, prompt_key=bench.prompt_key, answer_key=bench.answer_key, id_key="id",
+                                 name=bench.name, key_prefix=key)
+    return require_answers(problems, key, bench.drop_unanswered)
+
+
 def benchmark_problems(cfg, bench) -> ProblemSet:
     """A benchmark's problems; with `eval.limit=N` only its first N (a quick partial run; metrics.json
     records n_problems, so a partial figure is never mistaken for the benchmark's)."""
@@ -34,10 +43,7 @@ def benchmark_problems(cfg, bench) -> ProblemSet:
             raise ConfigError(f"eval benchmark {bench.name} has no path and the dataset is not the toy world: set its path")
         problems = load_problems(cfg.dataset, "test")
     else:
-        key = f"eval.benchmarks[{bench.name}]"
-        problems = load_problem_file(bench.path, prompt_key=bench.prompt_key, answer_key=bench.answer_key, id_key="id",
-                                     name=bench.name, key_prefix=key)
-        problems = require_answers(problems, key, bench.drop_unanswered)
+        problems = benchmark_file(bench)
     limit = cfg.eval.get("limit")
     if limit is not None and len(problems) > limit:
         log.info("eval %s: the first %d of its %d problems (eval.limit)", bench.name, limit, len(problems))

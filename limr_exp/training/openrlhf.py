@@ -69,14 +69,9 @@ def write_eval_prompts(cfg, path: Path) -> Path | None:
                                      name="eval", key_prefix="trainer.eval_path")
         sets = [(None, require_answers(problems, "trainer.eval_path", True).rows)]
     else:
-        sets = []
-        for bench in cfg.eval.benchmarks:
-            if bench.path is None:
-                continue
-            key = f"eval.benchmarks[{bench.name}]"
-            problems = load_problem_file(bench.path, prompt_key=bench.prompt_key, answer_key=bench.answer_key, id_key="id",
-                                         name=bench.name, key_prefix=key)
-            sets.append((bench.name, require_answers(problems, key, bench.drop_unanswered).rows))
+        from limr_exp.evaluation.run import benchmark_file
+
+        sets = [(bench.name, benchmark_file(bench).rows) for bench in cfg.eval.benchmarks if bench.path is not None]
     rows = []
     for name, bench_rows in sets:
         if t.eval_problems is not None and len(bench_rows) > t.eval_problems:

@@ -169,17 +169,11 @@ def write_dataset(problems, model_cfg, path: Path, source: str | None = None, is
 def write_eval_dataset(cfg, path: Path) -> Path | None:
     """The eval suite's benchmarks (each its own data_source, so verl reports each) as verl's val file; None
     when no benchmark has a file (the toy world's test split is not a file)."""
-    from limr_exp.data import ProblemSet, load_problem_file, require_answers
+    from limr_exp.data import ProblemSet
+    from limr_exp.evaluation.run import benchmark_file
 
-    rows = []
-    for bench in cfg.eval.benchmarks:
-        if bench.path is None:
-            continue
-        key = f"eval.benchmarks[{bench.name}]"
-        problems = load_problem_file(bench.path, prompt_key=bench.prompt_key, answer_key=bench.answer_key, id_key="id",
-                                     name=bench.name, key_prefix=key)
-        rows += [{**r, "id": f"{bench.name}/{r['id']}", "datasource": bench.name}
-                 for r in require_answers(problems, key, bench.drop_unanswered).rows]
+    rows = [{**r, "id": f"{bench.name}/{r['id']}", "datasource": bench.name}
+            for bench in cfg.eval.benchmarks if bench.path is not None for r in benchmark_file(bench).rows]
     return write_dataset(ProblemSet("eval", rows), cfg.model, path, is_eval=True) if rows else None
 
 
