@@ -99,6 +99,9 @@ def check(cfg) -> None:
     require(t.eval_n_samples >= 1, f"trainer.eval_n_samples={t.eval_n_samples} must be at least 1")
     require(0 < t.gpu_memory_utilization <= 1, f"trainer.gpu_memory_utilization={t.gpu_memory_utilization} must be a share in (0, 1]")
     require(t.num_nodes >= 1 and t.gpus_per_node >= 1, "trainer.num_nodes and trainer.gpus_per_node must be at least 1")
+    trains = "train" in cfg.stages or "select" in cfg.stages and cfg.trajectories.path is None  # the run, or the probe
+    if trains and not t.dry_run:
+        _require_verl()  # before any work: not after a probe of hours
 
 
 # -- the reward verl calls -------------------------------------------------------------------------------------
@@ -317,8 +320,6 @@ def train_verl(cfg, request: TrainRequest, tracker=None) -> TrainResult:
     if steps_per_epoch < 1:
         raise ConfigError(f"ppo.rollout_batch_size={p.rollout_batch_size} is more prompts than the {n_prompts} to train on, "
                           "and verl drops a partial batch: lower ppo.rollout_batch_size")
-    if not t.dry_run:
-        _require_verl()
     work = engine_work_dir(cfg, out)
     train_file = write_dataset(request.problems, cfg.model, work / "train.parquet")
     val_file = write_eval_dataset(cfg, work / "val.parquet") if t.eval_steps > 0 else None
