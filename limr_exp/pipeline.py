@@ -43,8 +43,7 @@ def reward_history(cfg: DictConfig, problems: ProblemSet, tracker: Tracker | Non
     from limr_exp.history import load_history
 
     if cfg.trajectories.path is not None:
-        canonical = {text: ids[0] for text, ids in problems.text_to_ids().items()}
-        return load_history(cfg.trajectories, canonical)
+        return load_history(cfg.trajectories, problems.text_to_first_id())
     from limr_exp.training.probe import probe_history
 
     return probe_history(cfg, problems, tracker)

@@ -288,7 +288,8 @@ def test_prompt_file_never_carries_a_stand_in_answer(tmp_path):
 
 def test_reward_file_stops_the_run_when_internal_errors_exceed_the_share(tmp_path):
     from limr_exp.errors import LimrError
-    from limr_exp.training.openrlhf import _run_logged, write_reward_file
+    from limr_exp.training.base import run_logged
+    from limr_exp.training.openrlhf import write_reward_file
 
     write_reward_file({"max_error_share": 0.01}, tmp_path / "limr_reward.py", tmp_path / "records")
     module = load_reward_module(tmp_path / "limr_reward.py")
@@ -302,7 +303,7 @@ def test_reward_file_stops_the_run_when_internal_errors_exceed_the_share(tmp_pat
     abort = tmp_path / "records" / "ABORTED"
     assert "internal errors on 2 of 22 samples" in abort.read_text()
     with pytest.raises(LimrError, match="max_error_share"):  # the launcher stops the run with that one line
-        _run_logged([sys.executable, "-c", "import time; print('step'); time.sleep(30)"], tmp_path / "log", "OpenRLHF training", abort)
+        run_logged([sys.executable, "-c", "import time; print('step'); time.sleep(30)"], tmp_path / "log", "OpenRLHF training", abort)
 
 
 def simulate_openrlhf_steps(reward_path: Path, prompts: list[str], batch: int, n: int, steps: range, correct_at) -> None:
@@ -682,7 +683,7 @@ def test_multi_node_records_are_gathered_into_the_run_folder(tmp_path, monkeypat
                  for r in problems.rows for _ in range(8)]
         drive_like_openrlhf(module.reward_func, calls)
 
-    monkeypatch.setattr(openrlhf, "_run_logged", fake_run)
+    monkeypatch.setattr(openrlhf, "run_logged", fake_run)
     result = openrlhf.train_openrlhf(cfg, problems, tmp_path / "run" / "train")
     assert result.history.num_rows == 4 * 8
     gathered = list((tmp_path / "run" / "train" / "rewards").glob("rewards-*.jsonl"))

@@ -54,6 +54,11 @@ class ProblemSet:
             out.setdefault(text_key(r["prompt"]), []).append(r["id"])
         return out
 
+    def text_to_first_id(self) -> dict[str, str]:
+        """Stripped prompt text -> the first id with that text: how a reward history's texts are coded (a text
+        that occurs twice is scored once, and its twin takes the score: selection.base.scores_for_problems)."""
+        return {text: ids[0] for text, ids in self.text_to_ids().items()}
+
     def subset(self, ids: Iterable[str]) -> "ProblemSet":
         keep = set(ids)
         return ProblemSet(self.name, [r for r in self.rows if r["id"] in keep], self.source)

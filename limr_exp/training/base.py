@@ -93,6 +93,30 @@ def require_shared_dir_for_nodes(cfg) -> None:
             "trainer.shared_dir=/nfs/... (or trainer.num_nodes=1)")
 
 
+def run_logged(argv: list[str], log_path: Path, what: str, abort_file: Path | None = None) -> None:
+    """Run an external engine's `argv`, streaming its output to the terminal and `log_path`; stop it when its
+    reward function writes `abort_file` (its judge is broken), and raise that one-line reason, or one line
+    naming `what` failed and where its log is."""
+    import subprocess
+    import sys
+
+    from limr_exp.errors import LimrError
+
+    with open(log_path, "a", encoding="utf-8") as log_file:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            log_file.write(line)
+            if abort_file is not None and abort_file.exists():
+                proc.terminate()
+                break
+        code = proc.wait()
+    if abort_file is not None and abort_file.exists():
+        raise LimrError(abort_file.read_text(encoding="utf-8").strip())
+    if code != 0:
+        raise LimrError(f"{what} failed with exit code {code}: see {log_path}")
+
+
 def engine_work_dir(cfg, out: Path) -> Path:
     """Where an external engine reads its inputs and writes records and checkpoints: the run folder, or for a
     cluster job or a run over several nodes `trainer.shared_dir/<run folder name>`, which every node and this

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from limr_exp.history import History, write_table
 from limr_exp.io import write_json, write_jsonl, write_text
 from limr_exp.layout import TrainerFiles
 from limr_exp.models.loading import chat_messages
+from limr_exp.training.base import run_logged
 from limr_exp.training.openrlhf_reward import ABORT_FILE, SETTINGS_FILE
 
 log = logging.getLogger("limr_exp")
@@ -217,24 +217,6 @@ def _require_openrlhf() -> None:
                           "(or use trainer=local / trainer.dry_run=true)")
 
 
-def _run_logged(argv: list[str], log_path: Path, what: str, abort_file: Path | None = None) -> None:
-    """Run `argv`, streaming its output to the terminal and `log_path`; stop it when the reward function
-    writes `abort_file` (its judge is broken), and raise its one-line reason."""
-    with open(log_path, "a", encoding="utf-8") as log_file:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for line in proc.stdout:
-            sys.stdout.write(line)
-            log_file.write(line)
-            if abort_file is not None and abort_file.exists():
-                proc.terminate()
-                break
-        code = proc.wait()
-    if abort_file is not None and abort_file.exists():
-        raise LimrError(abort_file.read_text(encoding="utf-8").strip())
-    if code != 0:
-        raise LimrError(f"{what} failed with exit code {code}: see {log_path}")
-
-
 def train_openrlhf(cfg, problems, out: Path, tracker=None, *, num_episodes=None, namespace="train"):
     """Write the prompt, eval and reward files, launch OpenRLHF (locally, or `ray job submit` to
     `trainer.ray_address` with everything under `trainer.shared_dir`), and read back the history."""
@@ -273,9 +255,9 @@ def train_openrlhf(cfg, problems, out: Path, tracker=None, *, num_episodes=None,
 
         runtime_env = {"py_modules": [str(Path(limr_exp.__file__).parent)]}  # the reward file imports limr_exp
         submit = ["ray", "job", "submit", "--address", str(t.ray_address), "--runtime-env-json", json.dumps(runtime_env), "--"]
-        _run_logged(submit + argv, log_path, f"ray job submit to {t.ray_address}", records / ABORT_FILE)
+        run_logged(submit + argv, log_path, f"ray job submit to {t.ray_address}", records / ABORT_FILE)
     else:  # OpenRLHF's ray.init() starts a Ray for this run alone (and it ends with it), or joins a running one
-        _run_logged(argv, log_path, "OpenRLHF training", records / ABORT_FILE)
+        run_logged(argv, log_path, "OpenRLHF training", records / ABORT_FILE)
     n = int(effective_flag(argv, "--rollout.n_samples_per_prompt", "1"))
     episodes = int(effective_flag(argv, "--train.num_episodes", "1"))
     if work != out:  # the records, gathered into the run folder

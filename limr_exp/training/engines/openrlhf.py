@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
-from limr_exp.config import TrainerConfig, data_root_hint, require, resolve_path
+from limr_exp.config import TrainerConfig, require, require_existing
 from limr_exp.training.base import (
     TRAINERS,
     TrainRequest,
@@ -58,8 +58,8 @@ def check(cfg) -> None:
     require(t.eval_n_samples >= 1, f"trainer.eval_n_samples={t.eval_n_samples} must be at least 1")
     require(t.eval_problems is None or t.eval_problems >= 1,
             f"trainer.eval_problems={t.eval_problems} must be at least 1 (or null: every problem)")
-    require(t.eval_path is None or resolve_path(t.eval_path).exists(),
-            f"trainer.eval_path={t.eval_path} does not exist" + data_root_hint(cfg, t.eval_path or ""))
+    if t.eval_path is not None:
+        require_existing(cfg, t.eval_path, "trainer.eval_path")
     placement.checked_layout(cfg)  # the cluster's GPUs and their memory
 
 

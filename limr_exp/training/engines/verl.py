@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import subprocess
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -49,11 +48,13 @@ from limr_exp.training.base import (
     require_model_checkpoint,
     require_no_step_cap,
     require_shared_dir_for_nodes,
+    run_logged,
 )
 
 log = logging.getLogger("limr_exp")
 SETTINGS_FILE = "limr_reward.json"  # beside the reward file: {"settings": RewardSettings fields}
 REWARD_FILE_SOURCE = Path(__file__).resolve().parents[1] / "verl_reward_file.py"  # copied verbatim; no code is generated
+LATEST_CHECKPOINT = "latest_checkpointed_iteration.txt"  # verl's marker of its last complete checkpoint (its step)
 ESTIMATORS = {"gae": "gae", "group_norm": "grpo", "reinforce_baseline": "reinforce_plus_plus_baseline"}
 SCHEDULERS = {"constant_with_warmup": ("constant", 0.0), "constant": ("constant", 0.0),
               "cosine_with_min_lr": ("cosine", 0.1), "cosine": ("cosine", 0.0)}  # ours -> (verl's type, min_lr_ratio)
@@ -285,24 +286,11 @@ def _require_verl() -> None:
                           "'limr-exp[verl]' (or use trainer=local / trainer.dry_run=true)")
 
 
-def _run_logged(argv: list[str], log_path: Path) -> None:
-    """Run verl, streaming its output to the terminal and `log_path`; one line if it fails."""
-    with open(log_path, "a", encoding="utf-8") as log_file:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for line in proc.stdout:
-            sys.stdout.write(line)
-            log_file.write(line)
-        code = proc.wait()
-    if code != 0:
-        raise LimrError(f"verl training failed with exit code {code}: see {log_path}")
-
-
 def read_rollouts(rollouts: Path, problems, steps_per_epoch: int):
     """verl's rollout dumps -> the reward history (epoch k: the k-th group of steps_per_epoch steps)."""
     from limr_exp.history import import_numbered_dumps
 
-    text_to_id = {text: ids[0] for text, ids in problems.text_to_ids().items()}
-    return import_numbered_dumps(rollouts, "verl", steps_per_epoch, None, text_to_id)
+    return import_numbered_dumps(rollouts, "verl", steps_per_epoch, None, problems.text_to_first_id())
 
 
 @TRAINERS.register("verl", schema=VerlTrainerConfig, check=check)
@@ -333,9 +321,9 @@ def train_verl(cfg, request: TrainRequest, tracker=None) -> TrainResult:
     if t.dry_run:
         print(f"verl dry run: config {config_path}, command in {out / 'verl_command.json'}, reward file {reward_file}", flush=True)
         return TrainResult(History.build([], [], [], [], []), work / "checkpoints", {})
-    if (work / "checkpoints" / "latest_checkpointed_iteration.txt").exists():
+    if (work / "checkpoints" / LATEST_CHECKPOINT).exists():
         print(f"verl: resuming from its checkpoint in {work / 'checkpoints'}", flush=True)
-    _run_logged(argv, out / "verl.log")
+    run_logged(argv, out / "verl.log", "verl training")
     history = read_rollouts(work / "rollouts", request.problems, steps_per_epoch)
     expected = steps_per_epoch * p.rollout_batch_size * p.n_samples_per_prompt * request.num_episodes
     if history.num_rows < expected:
@@ -350,7 +338,7 @@ def train_verl(cfg, request: TrainRequest, tracker=None) -> TrainResult:
 def hf_checkpoint(checkpoints: Path) -> Path:
     """The trained policy as a Hugging Face folder: `global_step_<N>/actor/huggingface` of the step verl's
     `latest_checkpointed_iteration.txt` names (written with hf_model in the actor's save_contents)."""
-    latest = checkpoints / "latest_checkpointed_iteration.txt"
+    latest = checkpoints / LATEST_CHECKPOINT
     if not latest.exists():
         raise LimrError(f"verl finished without a checkpoint in {checkpoints}: set trainer.save_steps to a positive number")
     return checkpoints / f"global_step_{latest.read_text().strip()}" / "actor" / "huggingface"
