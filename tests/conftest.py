@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import os
 from pathlib import Path
@@ -34,12 +36,26 @@ def private_tracking_stores(tmp_path_factory):
 
 
 def compose_cfg(overrides=(), output_dir=None):
-    """The real config tree composed with `overrides`, as the CLI would see it."""
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=list(overrides))
+    """The real config tree composed with `overrides`, as the CLI would see it (a fresh copy each call:
+    a test may change it)."""
+    cfg = copy.deepcopy(_composed(tuple(overrides)))
     if output_dir is not None:
         cfg.output_dir = str(output_dir)
     return cfg
+
+
+def cli_cases(*cases):
+    """Parameters of a test that starts the CLI once per case: the first runs in the fast tier, the others
+    are marked `slow` (a CLI process is ~0.6 s; CI runs every case)."""
+    return [case if i == 0 else pytest.param(*(case if isinstance(case, tuple) else (case,)), marks=pytest.mark.slow)
+            for i, case in enumerate(cases)]
+
+
+@functools.cache
+def _composed(overrides: tuple[str, ...]):
+    """Hydra's composition (~0.1 s a call), once per distinct override list in a session."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, write_dataset, write_step_dumps
+from conftest import ROOT, cli_cases, write_dataset, write_step_dumps
 
 
 def cli(*args, cwd=ROOT):
@@ -24,6 +24,7 @@ def select_inputs(tmp_path):
     return dumps, data
 
 
+@pytest.mark.slow  # a CLI run (the fast tier starts the CLI only for its one-line error contract)
 def test_select_stage_end_to_end(tmp_path, select_inputs):
     dumps, data = select_inputs
     out = tmp_path / "OUT"
@@ -44,8 +45,8 @@ def test_select_stage_end_to_end(tmp_path, select_inputs):
     assert (out / ".hydra" / "config.yaml").exists()
 
 
-@pytest.mark.parametrize("case", ["theta_text", "theta_range", "missing_dataset", "truncated_dataset", "no_answer",
-                                  "empty_dataset", "missing_trajectories", "steps_zero", "truncated_scores"])
+@pytest.mark.parametrize("case", cli_cases("theta_text", "theta_range", "missing_dataset", "truncated_dataset", "no_answer",
+                                           "empty_dataset", "missing_trajectories", "steps_zero", "truncated_scores"))
 def test_bad_input_exits_with_one_clear_line(tmp_path, select_inputs, case):
     dumps, data = select_inputs
     out = tmp_path / "OUT"
@@ -114,6 +115,7 @@ def test_smoke_experiment_end_to_end(tmp_path):
     assert any("accuracy toy_test" in line and "base" in line and "trained" in line for line in tail)
 
 
+@pytest.mark.slow  # a CLI run (the fast tier starts the CLI only for its one-line error contract)
 def test_training_bad_input_via_cli(tmp_path):
     r = cli("experiment=smoke", f"cache_dir={tmp_path}/cache", "ppo.rollout_batch_size=500", "stages=[train]",
             "logger=[]", f"hydra.run.dir={tmp_path}/run")
@@ -122,6 +124,7 @@ def test_training_bad_input_via_cli(tmp_path):
     assert not (tmp_path / "run" / "train" / "checkpoint").exists()
 
 
+@pytest.mark.slow  # a CLI run (the fast tier starts the CLI only for its one-line error contract)
 def test_training_on_problems_without_a_reference_stops_with_one_line(tmp_path):
     data = tmp_path / "d.json"
     data.write_text(json.dumps([{"id": "a", "prompt": "What is 1+1?", "answer": "2"},

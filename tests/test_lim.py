@@ -135,13 +135,12 @@ def test_lim_matches_reference_on_random_logs(tmp_path, seed):
     dumps = write_step_dumps(tmp_path / "dumps", epochs, steps_per_epoch=spe)
     data = write_dataset(tmp_path / "d.json", texts)
     problems = load_problem_file(data)
+    cfg = compose_cfg(["stages=[select]", "dataset=file", f"dataset.path={data}", f"trajectories.path={dumps}",
+                       f"trajectories.steps_per_epoch={spe}", f"trajectories.max_epochs={max_epochs}"])
+    canonical = {t: ids[0] for t, ids in problems.text_to_ids().items()}
+    history = load_history(cfg.trajectories, canonical, workers=1)
     for theta in (0.5, 0.6, 0.7):
         ref_scores, ref_selected = reference_lim(dumps, spe, max_epochs, problems.rows, theta)
-        cfg = compose_cfg(["stages=[select]", f"theta={theta}", "dataset=file", f"dataset.path={data}",
-                           f"trajectories.path={dumps}", f"trajectories.steps_per_epoch={spe}",
-                           f"trajectories.max_epochs={max_epochs}"])
-        canonical = {t: ids[0] for t, ids in problems.text_to_ids().items()}
-        history = load_history(cfg.trajectories, canonical, workers=1)
         result = SELECTORS.get("lim")(cfg.selector).select(SelectionContext(problems, theta, 0, cfg.selector, history))
         assert [i for i, s in zip(result.ids, result.selected) if s] == ref_selected
         for row, score in zip(problems.rows, result.scores):

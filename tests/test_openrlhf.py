@@ -183,6 +183,7 @@ def test_presets_fit_by_openrlhfs_own_placement_and_schedule_enough_steps(tmp_pa
     assert args["actor.lr_warmup_ratio"] > 0 and args["eval.dataset"] and args["eval.steps"] >= 1
 
 
+@pytest.mark.slow  # a CLI run (the fast tier starts the CLI only for its one-line error contract)
 def test_a_layout_that_does_not_fit_is_one_line_before_any_work(tmp_path, shared_data_module):
     r = cli("experiment=limr_paper", "trainer.num_nodes=1", "trainer.layout=separate", "trainer.dry_run=true", "logger=[]",
             f"data_root={shared_data_module}", f"hydra.run.dir={tmp_path}/run")
@@ -387,6 +388,7 @@ def test_tensor_parallel_size_divides_the_heads(requested, visible, expected):
     assert tensor_parallel_size({"num_attention_heads": 28, "num_key_value_heads": 4}, requested, visible) == expected
 
 
+@pytest.mark.slow  # a CLI run (the fast tier starts the CLI only for its one-line error contract)
 def test_a_tensor_parallel_size_that_cannot_divide_the_heads_is_one_line(tmp_path):
     model = tmp_path / "m"
     model.mkdir()
@@ -432,6 +434,7 @@ def test_bad_openrlhf_input_is_one_line(tmp_path, overrides, message):
     assert not (tmp_path / "run" / "train").exists()  # nothing trained, nothing written
 
 
+@pytest.mark.slow  # a CLI run (the fast tier starts the CLI only for its one-line error contract)
 def test_bad_openrlhf_input_via_the_cli_is_one_line_on_stderr(tmp_path):
     r = cli("experiment=smoke", "stages=[train]", "logger=[]", f"cache_dir={tmp_path}/cache", f"hydra.run.dir={tmp_path}/run",
             "trainer.gpus_per_node=1", "trainer=openrlhf", "model=qwen2.5_math_7b", "ppo.max_steps=null", "trainer.adam_offload=true")
@@ -655,6 +658,7 @@ def test_gpu_memory_is_read_from_a_local_models_config(tmp_path):
     assert e.colocated and e.share == 0.5 and "GPU memory per GPU" in memory.summary(e)
 
 
+@pytest.mark.slow  # a CLI run (the fast tier starts the CLI only for its one-line error contract)
 def test_a_two_node_preset_without_shared_storage_is_one_line(tmp_path, shared_data_module):
     r = cli("experiment=limr_paper", "trainer.dry_run=true", "logger=[]", f"data_root={shared_data_module}",
             f"hydra.run.dir={tmp_path}/run", "stages=[select,train]", "selector=precomputed",

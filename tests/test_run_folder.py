@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ROOT
+from conftest import ROOT, cli_cases
 from test_cli import cli
 
 
@@ -36,7 +36,7 @@ def test_a_second_run_on_a_held_folder_stops_at_once_naming_the_holder(tmp_path)
         holder.wait()
 
 
-@pytest.mark.parametrize("override", ["+unknown=1", "+selector.unknwon=1", "+trainer.gpus=2"])
+@pytest.mark.parametrize("override", cli_cases("+unknown=1", "+selector.unknwon=1", "+trainer.gpus=2"))
 def test_unknown_keys_fail_at_start_before_any_tracker(tmp_path, override):
     r = cli("experiment=smoke", override, f"hydra.run.dir={tmp_path / 'run'}", f"logger.mlflow.tracking_uri=sqlite:///{tmp_path}/m.db")
     err = [line for line in r.stderr.splitlines() if line.strip()]
@@ -206,9 +206,9 @@ def hostile_table(path: Path, epochs, rewards=None) -> Path:
     return path
 
 
-@pytest.mark.parametrize("case,message", [
-    ("non_utf8_dataset", "byte 26 (0xff) is not UTF-8 text"),
+@pytest.mark.parametrize("case,message", cli_cases(
     ("non_utf8_dump", "is not UTF-8 text"),
+    ("non_utf8_dataset", "byte 26 (0xff) is not UTF-8 text"),
     ("nan_dump", "holds NaN, which JSON does not allow"),
     ("dev_null", "is neither a folder nor a regular file"),
     ("huge_epoch", "epochs must be positive and follow one another without gaps"),
@@ -217,7 +217,7 @@ def hostile_table(path: Path, epochs, rewards=None) -> Path:
     ("foreign_ids", "matches 0 of the dataset's 2 prompts"),
     ("size_too_big", "selector.size=100000 is more than the dataset's 2 prompts"),
     ("negative_seed", "seed=-1 must be an integer"),
-])
+))
 def test_hostile_inputs_get_one_line(tmp_path, case, message):
     data = tmp_path / "d.json"
     data.write_text(json.dumps([{"id": "q0", "prompt": "What is 1+1?", "answer": "2"},

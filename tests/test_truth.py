@@ -220,6 +220,7 @@ def test_a_long_run_name_gets_a_folder_it_fits_in(tmp_path):
     assert len(runs) == 1 and (runs[0] / "selection" / "selected.jsonl").exists()
 
 
+@pytest.mark.slow  # a CLI run (the fast tier starts the CLI only for its one-line error contract)
 def test_an_internal_schema_is_no_option(tmp_path):
     from hydra.errors import MissingConfigException
 

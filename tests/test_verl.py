@@ -7,8 +7,10 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
+import functools
 import json
 import sys
+import tempfile
 import types
 from pathlib import Path
 
@@ -63,10 +65,15 @@ def dry_run(tmp_path: Path, *overrides: str, preset: str = "limr_paper_verl") ->
     return found[0].parent
 
 
-def verl_field_types(tmp_path) -> dict[str, dict[str, str]]:
+@functools.cache
+def verl_field_types() -> dict[str, dict[str, str]]:
     """class name -> {field: annotation} of verl's config dataclasses (the `_target_`s of ppo_trainer.yaml),
-    read from the wheel's source with their base classes' fields."""
-    root = released_folder("verl", VERL, "verl/", tmp_path / "verl_src")
+    read from the wheel's source with their base classes' fields (once a session)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return _field_types(released_folder("verl", VERL, "verl/", Path(tmp)))
+
+
+def _field_types(root: Path) -> dict[str, dict[str, str]]:
     classes: dict[str, tuple[list[str], dict[str, str]]] = {}
     for path in [*(root / "workers" / "config").rglob("*.py"), *(root / "trainer" / "config").rglob("*.py"),
                  root / "base_config.py", *(root / "utils").glob("*.py"), *(root / "utils" / "profiler").glob("*.py")]:
@@ -162,7 +169,7 @@ def test_the_config_composes_onto_verls_own_ppo_trainer_with_verls_keys_and_type
     unknown = [k for k in set_keys if k not in base_leaves and not any(b.startswith(k + ".") for b in base_leaves)]
     assert unknown == [], "not keys of verl 0.9.1's ppo_trainer"
 
-    annotations = verl_field_types(tmp_path)
+    annotations = verl_field_types()
     base_tree = OmegaConf.to_container(base, resolve=False)
     wrong = [(k, v) for k, v in set_keys.items() if k in base_leaves and not holds(declared_type(base_tree, k, annotations),
                                                                                  base_leaves[k], v)]
