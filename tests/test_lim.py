@@ -137,8 +137,7 @@ def test_lim_matches_reference_on_random_logs(tmp_path, seed):
     problems = load_problem_file(data)
     cfg = compose_cfg(["stages=[select]", "dataset=file", f"dataset.path={data}", f"trajectories.path={dumps}",
                        f"trajectories.steps_per_epoch={spe}", f"trajectories.max_epochs={max_epochs}"])
-    canonical = {t: ids[0] for t, ids in problems.text_to_ids().items()}
-    history = load_history(cfg.trajectories, canonical, workers=1)
+    history = load_history(cfg.trajectories, problems.text_to_first_id(), workers=1)
     for theta in (0.5, 0.6, 0.7):
         ref_scores, ref_selected = reference_lim(dumps, spe, max_epochs, problems.rows, theta)
         result = SELECTORS.get("lim")(cfg.selector).select(SelectionContext(problems, theta, 0, cfg.selector, history))

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import compose_cfg
+from conftest import cli_cases, compose_cfg
 from test_cli import cli
 
 
@@ -288,11 +288,11 @@ def test_wandbs_table_limit_is_said_in_one_line(tmp_path, monkeypatch, caplog):
 
 # -- newcomer walls -----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("argv,expected", [
+@pytest.mark.parametrize("argv,expected", cli_cases(
     (["selectr=lim"], "did you mean 'selector'"),
-    pytest.param(["theat=0.5"], "did you mean 'theta'", marks=pytest.mark.slow),
-    pytest.param(["stagez=[select]"], "did you mean 'stages'", marks=pytest.mark.slow),
-])
+    (["theat=0.5"], "did you mean 'theta'"),
+    (["stagez=[select]"], "did you mean 'stages'"),
+))
 def test_a_typo_gets_a_hint(argv, expected):
     r = cli(*argv)
     err = [line for line in r.stderr.splitlines() if line.strip()]
