@@ -32,6 +32,7 @@ class ToyArithConfig:
     n_test: int = MISSING
     families: Dict[str, float] = MISSING  # family -> share of the problems (limr_exp/data/toy_arith.py)
     seed: int = MISSING
+    glimpsed_train: List[str] = field(default_factory=list)  # families whose train split is their glimpsed problems
 
 
 @dataclass
@@ -82,6 +83,8 @@ class ToyModelConfig:
     pretrain_lr: float = MISSING
     pretrain_families: Dict[str, float] = MISSING  # family -> share of its answers boxed; unlisted families never seen
     pretrain_weights: Dict[str, float] = field(default_factory=dict)  # family -> its weight among the examples (default 1)
+    pretrain_glimpses: Dict[str, int] = field(default_factory=dict)  # family -> examples of each of its glimpsed problems
+    glimpse_correct: float = 0.5  # share of those examples whose answer is right (the rest: another problem's answer)
     pretrain_examples: int = MISSING
     seed: int = MISSING
 

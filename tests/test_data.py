@@ -147,6 +147,60 @@ def test_toy_problems_rl_and_evaluation_see_are_new_to_the_model():
     assert all(int(r["expression"].split()[0]) % 2 for r in rows if r["family"] == "add2")
 
 
+def test_glimpsed_world_trains_on_half_seen_problems_and_tests_on_never_seen_ones():
+    """experiment=toy_glimpsed: add2's train split is the problems the pretraining glimpsed, each shown
+    pretrain_glimpses times with the right answer in a share glimpse_correct of them; its test split and every
+    other family's splits never occur in the pretraining."""
+    from collections import Counter, defaultdict
+
+    from limr_exp.data.toy_arith import family
+    from limr_exp.models.toy import pretraining_corpus
+
+    cfg = compose_cfg(["experiment=toy_glimpsed"])
+    train, test = load_problems(cfg.dataset, "train").rows, load_problems(cfg.dataset, "test").rows
+    glimpsed = {family("add2").problem(i)[0] for i in family("add2").pools(glimpsed_train=True)[0]}
+    assert {r["expression"] for r in train if r["family"] == "add2"} <= glimpsed
+    assert Counter(r["family"] for r in train)["add2"] == round(0.4 * cfg.dataset.toy.n_train)
+    assert not glimpsed & {r["expression"] for r in test}
+    corpus = pretraining_corpus(cfg.model, cfg.model.toy.pretrain_examples, cfg.model.toy.seed)
+    answers = defaultdict(list)
+    for text in corpus:
+        answers[seen_list([text])[0]].append(text.split("boxed{", 1)[1].split("}", 1)[0])
+    right = {family("add2").problem(i)[0]: family("add2").problem(i)[1] for i in family("add2").pools(glimpsed_train=True)[0]}
+    for expr, answer in right.items():  # every glimpsed problem 4 times, right in 2 of them: each half-known alike
+        assert len(answers[expr]) == 4 and answers[expr].count(answer) == 2, expr
+    assert len(corpus) == cfg.model.toy.pretrain_examples + 4 * len(right)
+    assert not set(answers) & {r["expression"] for r in test}
+    assert not set(answers) & {r["expression"] for r in train if r["family"] != "add2"}
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["dataset.toy.glimpsed_train=[sub]"], "dataset.toy.glimpsed_train: family sub has no glimpsed problems"),
+    (["dataset.toy.glimpsed_train=[add2]"], "dataset.toy.glimpsed_train names add2, which is not in dataset.toy.families"),
+    (["experiment=toy_glimpsed", "dataset.toy.n_train=400"], "toy family add2 has 128 glimpsed problems"),
+])
+def test_glimpsed_split_errors_are_one_line(overrides, message):
+    from limr_exp.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        load_problems(compose_cfg(overrides).dataset)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["+model.toy.pretrain_glimpses.add2=4"], "model.toy.pretrain_glimpses.add2: add2 is not in model.toy.pretrain_families"),
+    (["+model.toy.pretrain_glimpses.sub=4"], "model.toy.pretrain_glimpses.sub: family sub has no glimpsed problems"),
+    (["experiment=toy_glimpsed", "model.toy.pretrain_glimpses.add2=-1"], "add2=-1 must be a whole number of examples"),
+    (["experiment=toy_glimpsed", "model.toy.glimpse_correct=1.5"], "glimpse_correct=1.5 must be a share"),
+])
+def test_glimpse_pretraining_errors_are_one_line(overrides, message):
+    from limr_exp.errors import ConfigError
+    from limr_exp.models.toy import pretraining_corpus
+
+    cfg = compose_cfg(overrides)
+    with pytest.raises(ConfigError, match=message):
+        pretraining_corpus(cfg.model, 10, 0)
+
+
 def seen_list(corpus: list[str]) -> list[str]:
     return [t.split("What is ", 1)[1].split("?", 1)[0] for t in corpus]
 

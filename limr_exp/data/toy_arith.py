@@ -1,11 +1,10 @@
 """The toy world's problem set: arithmetic problem families (DESIGN.md, "The toy world").
 
-A family is a finite space of distinct problems of one kind, cut once (by a fixed shuffle of the family's
-name) into a pretraining half and a held-out half: the toy model's pretraining draws only from the
-first, the dataset's train and test splits only from the second, so every problem RL or evaluation sees
-is new to the model. What a family means for the model is set by its pretraining
-(`model.toy.pretrain_families`, `pretrain_weights`), which gives the miniature the structure of LIMR's
-Figure 2a:
+A family is a finite space of distinct problems of one kind, cut once (by a fixed rule) into a pretraining
+half and a held-out half: the toy model's pretraining draws its solved examples only from the first, the
+dataset's train and test splits only from the second, so every problem RL or evaluation sees is new to
+the model. What a family means for the model is set by its pretraining (`model.toy.pretrain_families`,
+`pretrain_weights`), which gives the miniature the structure of LIMR's Figure 2a:
 
   add   two-digit plus one-digit (900 problems)     pretrained and boxed: already solved
   sub   two-digit minus one-digit (900 problems)    pretrained, rarely boxed: RL teaches it, gradually
@@ -17,6 +16,11 @@ RL teaches it as a skill, not a format: the held-out accuracy rises with the num
 problems trained on (measured with weight 0.5, actor LR 2e-4, 80 steps on add2 alone: 50 / 100 / 150
 distinct problems -> 22 / 38 / 51 % held-out add2, from 1 %), where
 the boxing that `sub` teaches is learned from a handful of problems and carries over to every family.
+
+Glimpsed problems (`Family.glimpsed`, add2 only): a fixed 128 of add2's held-out half that the pretraining
+may show with half-right answers (`model.toy.pretrain_glimpses`), as a math model has half-seen its RL
+training problems. With `dataset.toy.glimpsed_train: [add2]` add2's train split is drawn from those and its
+test split from the never-seen rest (experiment=toy_glimpsed).
 
 Train and test splits draw distinct problems without replacement, disjoint, in exact shares per
 family (`dataset.toy.families`); both are a pure function of `dataset.toy.seed`. Answers are strings.
@@ -43,6 +47,7 @@ class Family:
     left: range
     right: range
     pretrain_on_even_left: bool = False  # the pretraining half: even left operands (else a fixed shuffle's first half)
+    glimpsed: int = 0  # held-out problems the pretraining glimpsed: the train split draws from these, the test from the rest
 
     @property
     def size(self) -> int:
@@ -51,6 +56,16 @@ class Family:
     def half(self, pretraining: bool) -> tuple[int, ...]:
         """The problem indices of the pretraining half (True) or of the held-out half the dataset draws from."""
         return _halves(self)[0 if pretraining else 1]
+
+    def pools(self, glimpsed_train: bool = False) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(the problems the train split draws from, those the test split draws from): the held-out half for
+        both, or with `glimpsed_train` the glimpsed problems (train) and the never-seen rest (test)."""
+        held_out = self.half(pretraining=False)
+        if not glimpsed_train:
+            return held_out, held_out
+        glimpsed = _glimpsed(self)
+        seen = set(glimpsed)
+        return glimpsed, tuple(i for i in held_out if i not in seen)
 
     def problem(self, index: int) -> tuple[str, str]:
         """The (expression, answer) pair number `index` of this family's problem space."""
@@ -70,10 +85,19 @@ def _halves(fam: Family) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return tuple(sorted(order[:fam.size // 2])), tuple(sorted(order[fam.size // 2:]))
 
 
+@cache
+def _glimpsed(fam: Family) -> tuple[int, ...]:
+    """The held-out problems a family's pretraining glimpsed: a fixed shuffle's first `fam.glimpsed`."""
+    order = list(fam.half(pretraining=False))
+    random.Random(f"toy-glimpsed-{fam.name}").shuffle(order)
+    return tuple(sorted(order[:fam.glimpsed]))
+
+
 FAMILIES = {f.name: f for f in (
     Family("add1", "one-digit plus one-digit", "+", range(0, 10), range(0, 10)),
     Family("add", "two-digit plus one-digit", "+", range(10, 100), range(0, 10)),
-    Family("add2", "two-digit plus two-digit", "+", range(10, 100), range(10, 100), pretrain_on_even_left=True),
+    Family("add2", "two-digit plus two-digit", "+", range(10, 100), range(10, 100), pretrain_on_even_left=True,
+           glimpsed=128),
     Family("sub", "two-digit minus one-digit", "-", range(10, 100), range(0, 10)),
     Family("mul", "two-digit times two-digit", "*", range(10, 100), range(10, 100)),
 )}
@@ -108,19 +132,36 @@ def split_counts(n: int, shares: dict[str, float], key: str) -> dict[str, int]:
 
 
 @cache
-def _splits(n_train: int, n_test: int, shares: tuple[tuple[str, float], ...], seed: int) -> dict[str, tuple[dict, ...]]:
+def _splits(n_train: int, n_test: int, shares: tuple[tuple[str, float], ...], seed: int,
+            glimpsed_train: frozenset[str] = frozenset()) -> dict[str, tuple[dict, ...]]:
     rng = random.Random(seed)
+    for name in sorted(glimpsed_train):
+        if name not in dict(shares):
+            raise ConfigError(f"dataset.toy.glimpsed_train names {name}, which is not in dataset.toy.families: give it a share")
+        if not family(name).glimpsed:
+            raise ConfigError(f"dataset.toy.glimpsed_train: family {name} has no glimpsed problems (those that have: "
+                              f"{', '.join(f for f, fam in FAMILIES.items() if fam.glimpsed)})")
     train_counts = split_counts(n_train, dict(shares), "dataset.toy.families")
     test_counts = split_counts(n_test, dict(shares), "dataset.toy.families")
     out: dict[str, list[dict]] = {"train": [], "test": []}
     for name in sorted(train_counts):
         fam = FAMILIES[name]
-        need, held_out = train_counts[name] + test_counts[name], fam.half(pretraining=False)
-        if need > len(held_out):
-            raise ConfigError(f"toy family {name} has {len(held_out)} problems outside the pretraining, fewer than the {need} "
-                              "its share asks for: lower dataset.toy.n_train/n_test or its share")
-        drawn = rng.sample(held_out, need)
-        for split, indices in (("test", drawn[:test_counts[name]]), ("train", drawn[test_counts[name]:])):
+        train_pool, test_pool = fam.pools(glimpsed_train=name in glimpsed_train)
+        if train_pool == test_pool:
+            need = train_counts[name] + test_counts[name]
+            if need > len(train_pool):
+                raise ConfigError(f"toy family {name} has {len(train_pool)} problems outside the pretraining, fewer than the "
+                                  f"{need} its share asks for: lower dataset.toy.n_train/n_test or its share")
+            drawn = rng.sample(train_pool, need)
+            test, train = drawn[:test_counts[name]], drawn[test_counts[name]:]
+        else:
+            for split, pool, count in (("train", train_pool, train_counts[name]), ("test", test_pool, test_counts[name])):
+                if count > len(pool):
+                    what = "glimpsed problems (the train split draws from those)" if split == "train" else "never-seen problems"
+                    raise ConfigError(f"toy family {name} has {len(pool)} {what}, fewer than the {count} its share asks "
+                                      f"for: lower dataset.toy.n_{split} or {name}'s share")
+            test, train = rng.sample(test_pool, test_counts[name]), rng.sample(train_pool, train_counts[name])
+        for split, indices in (("test", test), ("train", train)):
             for i in indices:
                 expr, answer = fam.problem(i)
                 out[split].append({"prompt": prompt_text(expr), "answer": answer, "family": name, "expression": expr})
@@ -134,5 +175,6 @@ def _splits(n_train: int, n_test: int, shares: tuple[tuple[str, float], ...], se
 def toy_splits(toy_cfg) -> dict[str, list[dict]]:
     """{'train': rows, 'test': rows} for the `dataset.toy` config (fresh row dicts on every call)."""
     shares = tuple(sorted((str(k), float(v)) for k, v in dict(toy_cfg.families).items()))
-    splits = _splits(int(toy_cfg.n_train), int(toy_cfg.n_test), shares, int(toy_cfg.seed))
+    glimpsed = frozenset(str(f) for f in (toy_cfg.get("glimpsed_train") or ()))
+    splits = _splits(int(toy_cfg.n_train), int(toy_cfg.n_test), shares, int(toy_cfg.seed), glimpsed)
     return {split: [dict(r) for r in rows] for split, rows in splits.items()}

@@ -33,8 +33,10 @@ def pretraining_corpus(model_cfg, n: int, seed: int) -> list[str]:
     """Solved problems of the pretraining families, drawn from each family's pretraining half (the dataset
     never draws from it): family f makes a share `pretrain_weights[f]` (default 1) of the examples, relative
     to the others, and its answers are boxed with probability `pretrain_families[f]`. Families not listed
-    are never seen: the model cannot solve them."""
-    from limr_exp.data.toy_arith import family, prompt_text
+    are never seen: the model cannot solve them. Beside those n, each glimpsed problem of family f (those the
+    train split draws from) appears `pretrain_glimpses[f]` times, with the right answer in a share
+    `glimpse_correct` of them and another problem's answer in the rest: the model half-knows each alike."""
+    from limr_exp.data.toy_arith import FAMILIES, family, prompt_text
     from limr_exp.errors import ConfigError
 
     rng = random.Random(seed)
@@ -56,13 +58,39 @@ def pretraining_corpus(model_cfg, n: int, seed: int) -> list[str]:
     cumulative = list(itertools.accumulate(weights.get(f.name, 1.0) for f in families))
     if cumulative[-1] <= 0:
         raise ConfigError("model.toy.pretrain_weights gives every family weight 0: give at least one a positive weight")
+    glimpses = {str(k): v for k, v in dict(model_cfg.toy.get("pretrain_glimpses") or {}).items()}
+    correct = float(model_cfg.toy.glimpse_correct)
+    for name, count in glimpses.items():
+        if name not in rates:
+            raise ConfigError(f"model.toy.pretrain_glimpses.{name}: {name} is not in model.toy.pretrain_families "
+                              f"({', '.join(rates)}): only a pretrained family's problems can be glimpsed")
+        if not family(name).glimpsed:
+            glimpsing = [f for f, fam in FAMILIES.items() if fam.glimpsed]
+            raise ConfigError(f"model.toy.pretrain_glimpses.{name}: family {name} has no glimpsed problems (those that "
+                              f"have: {', '.join(glimpsing)})")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ConfigError(f"model.toy.pretrain_glimpses.{name}={count} must be a whole number of examples per problem")
+    if not 0.0 <= correct <= 1.0:
+        raise ConfigError(f"model.toy.glimpse_correct={correct} must be a share of right answers in [0, 1]")
     halves = {f.name: f.half(pretraining=True) for f in families}
     texts = []
+
+    def example(fam, expr: str, answer: str) -> str:
+        prompt = model_cfg.prompt_template.format(prompt=prompt_text(expr))
+        return prompt + solution_text(answer, boxed=rng.random() < rates[fam.name]) + EOS
+
     for _ in range(n):
         fam = families[bisect.bisect_right(cumulative, rng.random() * cumulative[-1])]
-        expr, answer = fam.problem(rng.choice(halves[fam.name]))
-        prompt = model_cfg.prompt_template.format(prompt=prompt_text(expr))
-        texts.append(prompt + solution_text(answer, boxed=rng.random() < rates[fam.name]) + EOS)
+        texts.append(example(fam, *fam.problem(rng.choice(halves[fam.name]))))
+    for name, count in sorted(glimpses.items()):  # every glimpsed problem equally often, right equally often
+        fam = family(name)
+        for index in fam.pools(glimpsed_train=True)[0]:
+            expr, right = fam.problem(index)
+            for k in range(count):
+                answer = right
+                while k >= round(count * correct) and answer == right:  # a wrong answer of the family's kind
+                    answer = fam.problem(rng.randrange(fam.size))[1]
+                texts.append(example(fam, expr, answer))
     return texts
 
 
