@@ -3,7 +3,7 @@
 A family is a finite space of distinct problems of one kind, cut once (by a fixed rule) into a pretraining
 half and a held-out half: the toy model's pretraining draws its solved examples only from the first, the
 dataset's train and test splits only from the second, so every problem RL or evaluation sees is new to
-the model. What a family means for the model is set by its pretraining (`model.toy.pretrain_families`,
+the model (glimpsed problems, below, excepted). What a family means for the model is set by its pretraining (`model.toy.pretrain_families`,
 `pretrain_weights`), which gives the miniature the structure of LIMR's Figure 2a:
 
   add   two-digit plus one-digit (900 problems)     pretrained and boxed: already solved
@@ -147,7 +147,7 @@ def _splits(n_train: int, n_test: int, shares: tuple[tuple[str, float], ...], se
     for name in sorted(train_counts):
         fam = FAMILIES[name]
         train_pool, test_pool = fam.pools(glimpsed_train=name in glimpsed_train)
-        if train_pool == test_pool:
+        if name not in glimpsed_train:  # one pool: the held-out half
             need = train_counts[name] + test_counts[name]
             if need > len(train_pool):
                 raise ConfigError(f"toy family {name} has {len(train_pool)} problems outside the pretraining, fewer than the "
