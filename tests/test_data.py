@@ -158,7 +158,8 @@ def test_glimpsed_world_trains_on_half_seen_problems_and_tests_on_never_seen_one
 
     cfg = compose_cfg(["experiment=toy_glimpsed"])
     train, test = load_problems(cfg.dataset, "train").rows, load_problems(cfg.dataset, "test").rows
-    glimpsed = {family("add2").problem(i)[0] for i in family("add2").pools(glimpsed_train=True)[0]}
+    right = dict(family("add2").problem(i) for i in family("add2").glimpsed_problems())  # expression -> answer
+    glimpsed = set(right)
     assert {r["expression"] for r in train if r["family"] == "add2"} <= glimpsed
     assert Counter(r["family"] for r in train)["add2"] == round(0.4 * cfg.dataset.toy.n_train)
     assert not glimpsed & {r["expression"] for r in test}
@@ -166,7 +167,6 @@ def test_glimpsed_world_trains_on_half_seen_problems_and_tests_on_never_seen_one
     answers = defaultdict(list)
     for text in corpus:
         answers[seen_list([text])[0]].append(text.split("boxed{", 1)[1].split("}", 1)[0])
-    right = {family("add2").problem(i)[0]: family("add2").problem(i)[1] for i in family("add2").pools(glimpsed_train=True)[0]}
     for expr, answer in right.items():  # every glimpsed problem 4 times, right in 2 of them: each half-known alike
         assert len(answers[expr]) == 4 and answers[expr].count(answer) == 2, expr
     assert len(corpus) == cfg.model.toy.pretrain_examples + 4 * len(right)

@@ -3,8 +3,9 @@
 A family is a finite space of distinct problems of one kind, cut once (by a fixed rule) into a pretraining
 half and a held-out half: the toy model's pretraining draws its solved examples only from the first, the
 dataset's train and test splits only from the second, so every problem RL or evaluation sees is new to
-the model (glimpsed problems, below, excepted). What a family means for the model is set by its pretraining (`model.toy.pretrain_families`,
-`pretrain_weights`), which gives the miniature the structure of LIMR's Figure 2a:
+the model (glimpsed problems, below, excepted). What a family means for the model is set by its
+pretraining (`model.toy.pretrain_families`, `pretrain_weights`), which gives the miniature the structure
+of LIMR's Figure 2a:
 
   add   two-digit plus one-digit (900 problems)     pretrained and boxed: already solved
   sub   two-digit minus one-digit (900 problems)    pretrained, rarely boxed: RL teaches it, gradually
@@ -57,15 +58,13 @@ class Family:
         """The problem indices of the pretraining half (True) or of the held-out half the dataset draws from."""
         return _halves(self)[0 if pretraining else 1]
 
-    def pools(self, glimpsed_train: bool = False) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """(the problems the train split draws from, those the test split draws from): the held-out half for
-        both, or with `glimpsed_train` the glimpsed problems (train) and the never-seen rest (test)."""
-        held_out = self.half(pretraining=False)
-        if not glimpsed_train:
-            return held_out, held_out
-        glimpsed = _glimpsed(self)
-        seen = set(glimpsed)
-        return glimpsed, tuple(i for i in held_out if i not in seen)
+    def glimpsed_problems(self) -> tuple[int, ...]:
+        """The held-out problems the pretraining may glimpse (a fixed shuffle's first `glimpsed`)."""
+        return _glimpsed(self)[0]
+
+    def never_seen(self) -> tuple[int, ...]:
+        """The held-out problems outside the glimpsed ones."""
+        return _glimpsed(self)[1]
 
     def problem(self, index: int) -> tuple[str, str]:
         """The (expression, answer) pair number `index` of this family's problem space."""
@@ -86,11 +85,20 @@ def _halves(fam: Family) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 
 @cache
-def _glimpsed(fam: Family) -> tuple[int, ...]:
-    """The held-out problems a family's pretraining glimpsed: a fixed shuffle's first `fam.glimpsed`."""
+def _glimpsed(fam: Family) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(glimpsed, never seen): a fixed shuffle of the held-out half cut after `fam.glimpsed`, each in index order."""
     order = list(fam.half(pretraining=False))
     random.Random(f"toy-glimpsed-{fam.name}").shuffle(order)
-    return tuple(sorted(order[:fam.glimpsed]))
+    return tuple(sorted(order[:fam.glimpsed])), tuple(sorted(order[fam.glimpsed:]))
+
+
+def glimpsing_family(name: str, key: str) -> Family:
+    """The family `name`, named by config key `key`, which must have glimpsed problems (one line if not)."""
+    fam = family(name)
+    if not fam.glimpsed:
+        raise ConfigError(f"{key}: family {name} has no glimpsed problems (those that have: "
+                          f"{', '.join(f for f, other in FAMILIES.items() if other.glimpsed)})")
+    return fam
 
 
 FAMILIES = {f.name: f for f in (
@@ -138,29 +146,27 @@ def _splits(n_train: int, n_test: int, shares: tuple[tuple[str, float], ...], se
     for name in sorted(glimpsed_train):
         if name not in dict(shares):
             raise ConfigError(f"dataset.toy.glimpsed_train names {name}, which is not in dataset.toy.families: give it a share")
-        if not family(name).glimpsed:
-            raise ConfigError(f"dataset.toy.glimpsed_train: family {name} has no glimpsed problems (those that have: "
-                              f"{', '.join(f for f, fam in FAMILIES.items() if fam.glimpsed)})")
+        glimpsing_family(name, "dataset.toy.glimpsed_train")
     train_counts = split_counts(n_train, dict(shares), "dataset.toy.families")
     test_counts = split_counts(n_test, dict(shares), "dataset.toy.families")
     out: dict[str, list[dict]] = {"train": [], "test": []}
     for name in sorted(train_counts):
         fam = FAMILIES[name]
-        train_pool, test_pool = fam.pools(glimpsed_train=name in glimpsed_train)
-        if name not in glimpsed_train:  # one pool: the held-out half
-            need = train_counts[name] + test_counts[name]
-            if need > len(train_pool):
-                raise ConfigError(f"toy family {name} has {len(train_pool)} problems outside the pretraining, fewer than the "
-                                  f"{need} its share asks for: lower dataset.toy.n_train/n_test or its share")
-            drawn = rng.sample(train_pool, need)
-            test, train = drawn[:test_counts[name]], drawn[test_counts[name]:]
-        else:
-            for split, pool, count in (("train", train_pool, train_counts[name]), ("test", test_pool, test_counts[name])):
+        if name in glimpsed_train:  # train from the glimpsed problems, test from the never-seen rest
+            for split, pool, count in (("train", fam.glimpsed_problems(), train_counts[name]),
+                                       ("test", fam.never_seen(), test_counts[name])):
                 if count > len(pool):
                     what = "glimpsed problems (the train split draws from those)" if split == "train" else "never-seen problems"
                     raise ConfigError(f"toy family {name} has {len(pool)} {what}, fewer than the {count} its share asks "
                                       f"for: lower dataset.toy.n_{split} or {name}'s share")
-            test, train = rng.sample(test_pool, test_counts[name]), rng.sample(train_pool, train_counts[name])
+            test, train = rng.sample(fam.never_seen(), test_counts[name]), rng.sample(fam.glimpsed_problems(), train_counts[name])
+        else:
+            need, held_out = train_counts[name] + test_counts[name], fam.half(pretraining=False)
+            if need > len(held_out):
+                raise ConfigError(f"toy family {name} has {len(held_out)} problems outside the pretraining, fewer than the "
+                                  f"{need} its share asks for: lower dataset.toy.n_train/n_test or its share")
+            drawn = rng.sample(held_out, need)
+            test, train = drawn[:test_counts[name]], drawn[test_counts[name]:]
         for split, indices in (("test", test), ("train", train)):
             for i in indices:
                 expr, answer = fam.problem(i)

@@ -36,7 +36,7 @@ def pretraining_corpus(model_cfg, n: int, seed: int) -> list[str]:
     are never seen: the model cannot solve them. Beside those n, each glimpsed problem of family f (those the
     train split draws from) appears `pretrain_glimpses[f]` times, with the right answer in a share
     `glimpse_correct` of them and another problem's answer in the rest: the model half-knows each alike."""
-    from limr_exp.data.toy_arith import FAMILIES, family, prompt_text
+    from limr_exp.data.toy_arith import family, glimpsing_family, prompt_text
     from limr_exp.errors import ConfigError
 
     rng = random.Random(seed)
@@ -64,10 +64,7 @@ def pretraining_corpus(model_cfg, n: int, seed: int) -> list[str]:
         if name not in rates:
             raise ConfigError(f"model.toy.pretrain_glimpses.{name}: {name} is not in model.toy.pretrain_families "
                               f"({', '.join(rates)}): only a pretrained family's problems can be glimpsed")
-        if not family(name).glimpsed:
-            glimpsing = [f for f, fam in FAMILIES.items() if fam.glimpsed]
-            raise ConfigError(f"model.toy.pretrain_glimpses.{name}: family {name} has no glimpsed problems (those that "
-                              f"have: {', '.join(glimpsing)})")
+        glimpsing_family(name, f"model.toy.pretrain_glimpses.{name}")
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise ConfigError(f"model.toy.pretrain_glimpses.{name}={count} must be a whole number of examples per problem")
     if not 0.0 <= correct <= 1.0:
@@ -84,7 +81,7 @@ def pretraining_corpus(model_cfg, n: int, seed: int) -> list[str]:
         texts.append(example(fam, *fam.problem(rng.choice(halves[fam.name]))))
     for name, count in sorted(glimpses.items()):  # every glimpsed problem equally often, right equally often
         fam = family(name)
-        for index in fam.pools(glimpsed_train=True)[0]:
+        for index in fam.glimpsed_problems():
             expr, right = fam.problem(index)
             for k in range(count):
                 answer = right
