@@ -88,8 +88,9 @@ def budget_summary(curves: dict[str, list[list[tuple[int, float]]]], n_samples: 
                      "final std": float(finals.loc[arm, "std"]),
                      # a mean over the seeds that plateaued would hide the ones still rising
                      "steps to plateau": float(np.mean(plateaus)) if plateaus and None not in plateaus else float("nan"),
-                     "plateau steps per seed": " / ".join("rising" if p is None else str(p) for p in plateaus),
-                     f"steps to reach {reference}'s final": first_step_reaching(mean_curve, target) if target is not None else None})
+                     "plateau steps per seed": " / ".join("rising" if p is None else str(p) for p in plateaus)})
+        if target is not None:
+            rows[-1][f"steps to reach {reference}'s final"] = first_step_reaching(mean_curve, target)
     return pd.DataFrame(rows)
 
 
@@ -149,7 +150,7 @@ def budget_markdown(budget: Budget, bench: str) -> list[str]:
             plateau = "still rising" if np.isnan(d["steps to plateau"]) else f"{d['steps to plateau']:.0f}"
             line = f"| {d['arm']} | {100 * d['final mean']:.1f}{std} | {plateau} | {d['plateau steps per seed']} |"
             if reference:
-                hit = d[reach]
+                hit = d.get(reach)
                 line += f" {'not reached' if hit is None or (isinstance(hit, float) and np.isnan(hit)) else int(hit)} |"
             lines.append(line)
     return lines + [""]

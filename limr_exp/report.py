@@ -99,10 +99,13 @@ def job_row(job: Path) -> dict:
     config = _read_yaml(job / ".hydra" / "config.yaml")
     for col in KEY_COLUMNS:
         row[col] = _get(config, col)
+    values = {}
     for item in overrides:
         key, _, value = item.lstrip("+~").partition("=")
-        if key not in row and not key.startswith("hydra."):
-            row[key] = value
+        if not key.startswith("hydra."):
+            values[key] = value
+            row.setdefault(key, value)
+    row["override_values"] = json.dumps(values)  # the overrides as typed, by key: what arm_labels tells arms apart by
     status = read_status(job)
     if status["status"] == "missing":
         status = {"status": "failed", "error": "no status.json"}
@@ -215,13 +218,40 @@ def metric_columns(frame: pd.DataFrame) -> list[str]:
     return benches + (["eval/avg"] if "eval/avg" in frame.columns and len(benches) > 1 else [])
 
 
+# overrides that never name an arm: the seed is what an arm's jobs differ in; the selector and θ head the label
+NOT_ARM_KEYS = ("seed", "selector", "theta")
+
+
+def _overrides(row) -> dict:
+    """The job's overrides as typed, by key ({} for a row without them)."""
+    text = row.get("override_values")
+    return json.loads(text) if isinstance(text, str) else {}
+
+
 def arm_labels(frame: pd.DataFrame) -> pd.Series:
-    """A job's arm: its selector, and θ too when the sweep varies θ."""
-    thetas = frame["theta"].dropna().unique() if "theta" in frame else []
-    if len(thetas) > 1:
-        return frame.apply(lambda r: r["selector.name"] if pd.isna(r["theta"]) or r["selector.name"] == "full"
-                           else f"{r['selector.name']} θ={r['theta']:g}", axis=1)
-    return frame["selector.name"].astype(str)
+    """A job's arm: its selector, θ when the sweep varies θ (not for full, which θ does not change), and every
+    other override whose value differs between the jobs (`selector=random selector.size=16,64` makes two arms,
+    `random selector.size=16` and `random selector.size=64`), so jobs that differ in more than their seed are
+    never averaged as if they were seeds of one arm."""
+    several_thetas = "theta" in frame and frame["theta"].dropna().nunique() > 1
+    overrides = [_overrides(r) for _, r in frame.iterrows()]
+    keys = [k for k in dict.fromkeys(k for o in overrides for k in o) if k not in NOT_ARM_KEYS]
+    varying = [k for k in keys if len({o.get(k) for o in overrides}) > 1]
+
+    def label(r, given: dict) -> str:
+        parts = [str(r["selector.name"])]
+        if several_thetas and not pd.isna(r["theta"]) and r["selector.name"] != "full":
+            parts.append(f"θ={r['theta']:g}")
+        return " ".join(parts + [f"{k}={given[k]}" for k in varying if k in given])
+
+    return pd.Series([label(r, o) for (_, r), o in zip(frame.iterrows(), overrides)], index=frame.index, dtype=object)
+
+
+def reference_arm(frame: pd.DataFrame) -> str | None:
+    """The full set's arm, that others are read against by budget; None when the sweep has none or several."""
+    ok = finished_jobs(frame)
+    labels = set(ok.loc[ok["selector.name"] == "full", "arm"]) if len(ok) else set()
+    return labels.pop() if len(labels) == 1 else None
 
 
 def finished_jobs(frame: pd.DataFrame) -> pd.DataFrame:
@@ -494,7 +524,7 @@ def write_report(frame: pd.DataFrame, sweep_dir: str | Path) -> None:
         text += comparison_markdown(arms, diffs)
         bench, curves, n_samples = arm_curves(frame)
         if bench is not None:
-            budget = read_budget(curves, n_samples, "full" if "full" in curves else None)
+            budget = read_budget(curves, n_samples, reference_arm(frame))
             text += budget_markdown(budget, bench)
             if plot_budget_curves(budget, bench, plots / "accuracy_by_budget.png"):
                 text.append("![accuracy_by_budget.png](plots/accuracy_by_budget.png)\n")

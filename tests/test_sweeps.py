@@ -218,3 +218,40 @@ def test_failed_jobs_are_left_out_of_the_comparison():
     frame.loc[frame["job"] == "lim-2", "status"] = "failed"
     arms, _ = selector_comparison(frame)
     assert arms.set_index("arm").loc["lim", "seeds"] == 1
+
+
+def _job_folder(sweep: Path, name: str, overrides: list[str], config: dict, acc: float) -> None:
+    """A finished job folder as a sweep leaves it: Hydra's overrides and config, status.json, eval metrics."""
+    job = sweep / name
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    (job / ".hydra" / "config.yaml").write_text(json.dumps(config))
+    (job / "status.json").write_text(json.dumps({"status": "finished"}))
+    (job / "eval").mkdir()
+    (job / "eval" / "metrics.json").write_text(json.dumps({"benchmarks": {"toy_test": {"acc": acc, "n_problems": 640}},
+                                                           "avg": acc}))
+
+
+def test_jobs_that_differ_in_more_than_their_seed_are_separate_arms(tmp_path):
+    """`-m selector=random selector.size=16,64 seed=1,2`: two arms of two seeds each, not one arm of four
+    (the report averaged the sizes as seeds, 'random | 4 seeds | subset 40'); θ sweeps keep full as one arm."""
+    from limr_exp.report import build_report, reference_arm, selector_comparison
+
+    for i, (size, seed, acc) in enumerate([(16, 1, 0.40), (16, 2, 0.42), (64, 1, 0.60), (64, 2, 0.62)]):
+        _job_folder(tmp_path, f"{i}_random", ["+sweep=x", "selector=random", f"selector.size={size}", f"seed={seed}"],
+                    {"selector": {"name": "random", "size": size}, "theta": 0.6, "seed": seed}, acc)
+    _job_folder(tmp_path, "4_full", ["+sweep=x", "selector=full", "seed=1"], {"selector": {"name": "full"}, "theta": 0.6,
+                                                                             "seed": 1}, 0.7)
+    frame = build_report(tmp_path)
+    arms = selector_comparison(frame)[0].set_index("arm")
+    assert list(arms.index) == ["random selector.size=16", "random selector.size=64", "full"]
+    assert list(arms["seeds"]) == [2, 2, 1]
+    assert arms.loc["random selector.size=64", "eval/toy_test/acc mean"] == pytest.approx(0.61)
+    assert reference_arm(frame) == "full"
+
+    thetas = tmp_path / "thetas"
+    for i, (name, theta, seed) in enumerate([("lim", 0.5, 1), ("lim", 0.7, 1), ("full", 0.5, 1), ("full", 0.7, 2)]):
+        _job_folder(thetas, f"{i}_{name}", [f"selector={name}", f"theta={theta}", f"seed={seed}"],
+                    {"selector": {"name": name}, "theta": theta, "seed": seed}, 0.5)
+    arms = selector_comparison(build_report(thetas))[0]
+    assert list(arms["arm"]) == ["lim θ=0.5", "lim θ=0.7", "full"] and list(arms["seeds"]) == [1, 1, 2]
