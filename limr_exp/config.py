@@ -158,6 +158,7 @@ class BenchmarkConfig:
     top_p: float = 1.0
     drop_unanswered: bool = False  # true drops rows whose answer is null/blank (else they stop the run)
     group_by: Optional[str] = None  # a problem field (toy: family; MATH: level) to report accuracy per value of
+    families: Optional[List[str]] = None  # the toy test split only: keep these families (a benchmark of one skill)
 
 
 @dataclass
@@ -446,6 +447,14 @@ def validate(cfg: DictConfig) -> None:
     for b in cfg.eval.benchmarks if "eval" in cfg.stages else ():
         if b.path is not None:
             require_existing(cfg, b.path, f"eval.benchmarks[{b.name}].path")
+        if b.families is not None:
+            key = f"eval.benchmarks[{b.name}].families"
+            require(b.path is None and d.format == "toy_arith", f"{key} keeps families of the toy test split: a benchmark "
+                    "with a path, or another dataset, has no families (drop families)")
+            shares = {str(k): v for k, v in dict(d.toy.families).items() if v > 0}
+            unknown = [str(f) for f in b.families if str(f) not in shares]
+            require(len(b.families) and not unknown, f"{key}={list(b.families)}: the toy test split's families are "
+                    f"{', '.join(shares)} (dataset.toy.families with a share above 0)")
     require(d.format in DATASET_FORMATS, f"dataset.format={d.format!r} is unknown: use one of {', '.join(DATASET_FORMATS)}")
     if d.format != "toy_arith":
         require(d.path is not None, f"dataset.path is not set for dataset={d.name}: set dataset.path=<json|jsonl|parquet|arrow folder>")

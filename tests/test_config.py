@@ -96,6 +96,8 @@ def test_theta_must_be_a_number_in_unit_interval(value, message):
     (["eval.backend=sglang"], "eval.backend"),
     (["ppo.max_steps=0"], "ppo.max_steps"),
     (["threads=0"], "threads"),
+    (["eval.benchmarks.0.families=[add2]"], "eval.benchmarks[toy_test].families"),
+    (["eval.benchmarks.0.families=[]"], "eval.benchmarks[toy_test].families"),
 ])
 def test_validate_names_the_key(overrides, key):
     with pytest.raises(ConfigError) as e:

@@ -161,7 +161,7 @@ def test_glimpsed_world_trains_on_half_seen_problems_and_tests_on_never_seen_one
     right = dict(family("add2").problem(i) for i in family("add2").glimpsed_problems())  # expression -> answer
     glimpsed = set(right)
     assert {r["expression"] for r in train if r["family"] == "add2"} <= glimpsed
-    assert Counter(r["family"] for r in train)["add2"] == round(0.4 * cfg.dataset.toy.n_train)
+    assert Counter(r["family"] for r in train)["add2"] == round(0.32 * cfg.dataset.toy.n_train) == len(glimpsed)
     assert not glimpsed & {r["expression"] for r in test}
     corpus = pretraining_corpus(cfg.model, cfg.model.toy.pretrain_examples, cfg.model.toy.seed)
     answers = defaultdict(list)
@@ -177,13 +177,24 @@ def test_glimpsed_world_trains_on_half_seen_problems_and_tests_on_never_seen_one
 @pytest.mark.parametrize("overrides,message", [
     (["dataset.toy.glimpsed_train=[sub]"], "dataset.toy.glimpsed_train: family sub has no glimpsed problems"),
     (["dataset.toy.glimpsed_train=[add2]"], "dataset.toy.glimpsed_train names add2, which is not in dataset.toy.families"),
-    (["experiment=toy_glimpsed", "dataset.toy.n_train=400"], "toy family add2 has 128 glimpsed problems"),
+    (["experiment=toy_glimpsed", "dataset.toy.n_train=500"], "toy family add2 has 128 glimpsed problems"),
 ])
 def test_glimpsed_split_errors_are_one_line(overrides, message):
     from limr_exp.errors import ConfigError
 
     with pytest.raises(ConfigError, match=message):
         load_problems(compose_cfg(overrides).dataset)
+
+
+def test_a_benchmark_of_families_holds_exactly_their_test_problems():
+    """toy_glimpsed's headline benchmark, `families: [add2]`: add2's never-seen test problems, all of them."""
+    from limr_exp.evaluation.run import benchmark_problems
+
+    cfg = compose_cfg(["experiment=toy_glimpsed"])
+    bench = cfg.eval.benchmarks[0]
+    ids = [r["id"] for r in benchmark_problems(cfg, bench).rows]
+    assert bench.name == "toy_add2" and list(bench.families) == ["add2"]
+    assert ids == [r["id"] for r in load_problems(cfg.dataset, "test").rows if r["family"] == "add2"] and len(ids) == 328
 
 
 @pytest.mark.parametrize("overrides,message", [

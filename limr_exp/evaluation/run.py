@@ -42,6 +42,8 @@ def benchmark_problems(cfg, bench) -> ProblemSet:
         if cfg.dataset.format != "toy_arith":
             raise ConfigError(f"eval benchmark {bench.name} has no path and the dataset is not the toy world: set its path")
         problems = load_problems(cfg.dataset, "test")
+        if bench.families is not None:
+            problems = problems.subset(r["id"] for r in problems.rows if r["family"] in set(bench.families))
     else:
         problems = benchmark_file(bench)
     limit = cfg.eval.get("limit")
