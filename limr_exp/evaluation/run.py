@@ -43,7 +43,8 @@ def benchmark_problems(cfg, bench) -> ProblemSet:
             raise ConfigError(f"eval benchmark {bench.name} has no path and the dataset is not the toy world: set its path")
         problems = load_problems(cfg.dataset, "test")
         if bench.families is not None:
-            problems = problems.subset(r["id"] for r in problems.rows if r["family"] in set(bench.families))
+            keep = set(bench.families)
+            problems = problems.subset(r["id"] for r in problems.rows if r["family"] in keep)
     else:
         problems = benchmark_file(bench)
     limit = cfg.eval.get("limit")
