@@ -115,6 +115,20 @@ def test_sweep_configs_compose_as_multiruns(name, param):
     assert "seed" in cfg.hydra.sweeper.params
 
 
+def test_the_baselines_sweep_runs_in_the_world_built_for_it_unless_an_experiment_is_named():
+    """`+sweep=baselines` alone is the paper's comparison in miniature (experiment=toy_glimpsed, its θ); an
+    experiment on the command line replaces that world, with its own θ; `~experiment` is the default toy world."""
+    swept = compose_cfg(["+sweep=baselines"])
+    assert list(swept.dataset.toy.glimpsed_train) == ["add2"] and swept.theta == compose_cfg(["experiment=toy_glimpsed"]).theta
+    assert [b.name for b in swept.eval.benchmarks] == ["toy_add2"]
+    paper = compose_cfg(["+sweep=baselines", "experiment=limr_paper"])
+    assert paper.dataset.name == "math_full" and paper.theta == 0.6 and paper.probe.episodes == 21
+    default = compose_cfg(["+sweep=baselines", "~experiment"])
+    plain = compose_cfg([])
+    assert default.dataset == plain.dataset and default.theta == plain.theta and default.probe.episodes == plain.probe.episodes
+    assert list(default.probe.sensitivity_seeds) == [1, 2]
+
+
 def test_every_pluggable_kind_has_one_registry_that_names_its_choices(tmp_path):
     from limr_exp.evaluation.run import BACKENDS
     from limr_exp.history import IMPORTERS
